@@ -1,0 +1,224 @@
+//! callrec-seal: seal recordings into tamper-evident evidence files. See `callrec-seal --help`.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context};
+use clap::Parser;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use callrec::args::{CipherArg, SealArgs, SealCommand};
+use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::format::Cipher;
+use callrec::keys::{self, SealKey, TextKey};
+use callrec::seal::{self, SealError, SealOptions, SealOutcome};
+
+const PROG: &str = "callrec-seal";
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Wire<'a> {
+    Sealed {
+        input: WirePath,
+        output: WirePath,
+        record_id: &'a str,
+        sequence: u64,
+    },
+    AlreadySealed {
+        input: WirePath,
+        output: WirePath,
+    },
+    Error {
+        input: WirePath,
+        message: String,
+    },
+    Summary {
+        sealed: usize,
+        already_sealed: usize,
+        failed: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = SealArgs::parse();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe is not an error (the work still gets done).
+fn emit(out: &Mutex<io::Stdout>, bytes: &[u8]) {
+    let mut out = out.lock().expect("stdout lock");
+    let _ = out.write_all(bytes).and_then(|_| out.flush());
+}
+
+fn run(args: SealArgs) -> anyhow::Result<u8> {
+    if let Some(SealCommand::Keygen(keygen)) = args.command {
+        for path in keys::keygen(&keygen.output)? {
+            io::stdout().write_all(&cli::path_line(&path, false))?;
+        }
+        return Ok(EXIT_OK);
+    }
+
+    let key_dir = args.key.clone().unwrap_or_else(cli::default_key_dir);
+    let key = SealKey::load(&key_dir).with_context(|| {
+        format!("cannot use key directory {key_dir:?} (create one with: {PROG} keygen -o DIR)")
+    })?;
+    let options = seal_options(&args, &key_dir)?;
+    let inputs = cli::expand_dirs(cli::input_paths(&args.inputs, args.null)?)?;
+    if inputs.is_empty() {
+        bail!("no input: name media files or directories, or pipe a list of paths on stdin");
+    }
+
+    let jobs = args.jobs.unwrap_or(0);
+    let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
+    let progress = if io::stderr().is_terminal() && !args.json {
+        indicatif::ProgressBar::new(inputs.len() as u64).with_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} sealed, {eta} left")
+                .expect("valid template"),
+        )
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let stdout = Mutex::new(io::stdout());
+    let (sealed, already, failed) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
+    pool.install(|| {
+        inputs.par_iter().for_each(|input| {
+            let result = seal::seal(input, &key, &options);
+            match &result {
+                Ok(SealOutcome::Sealed { .. }) => sealed.fetch_add(1, Ordering::Relaxed),
+                Ok(_) => already.fetch_add(1, Ordering::Relaxed),
+                Err(_) => failed.fetch_add(1, Ordering::Relaxed),
+            };
+            progress.suspend(|| report(&stdout, input, &result, &args));
+            progress.inc(1);
+        })
+    });
+    progress.finish_and_clear();
+    let (sealed, already, failed) = (
+        sealed.into_inner(),
+        already.into_inner(),
+        failed.into_inner(),
+    );
+    if args.json {
+        emit(
+            &stdout,
+            &cli::json_line(&Wire::Summary {
+                sealed,
+                already_sealed: already,
+                failed,
+            }),
+        );
+    } else if failed > 0 {
+        eprintln!("{PROG}: {sealed} sealed, {already} already sealed, {failed} failed");
+    }
+    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+}
+
+fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> {
+    let mut options = SealOptions {
+        out_dir: args.output_dir.clone(),
+        cipher: Cipher::Age,
+        recipients: Vec::new(),
+        table: None,
+        remove_source: args.remove_source,
+    };
+    if let Some(dir) = &options.out_dir {
+        if !dir.is_dir() {
+            bail!("output directory {dir:?} does not exist");
+        }
+    }
+    match args.cipher {
+        CipherArg::Table => {
+            options.cipher = Cipher::Table;
+            match keys::load_text_key(key_dir, Cipher::Table)? {
+                TextKey::Table(table) => options.table = Some(table),
+                TextKey::Age(_) => unreachable!("asked for a table"),
+            }
+        }
+        CipherArg::Age => {
+            let file = key_dir.join(keys::AGE_RECIPIENTS);
+            if file.exists() {
+                options.recipients = keys::read_recipients(&file)?;
+            }
+            for r in &args.recipient {
+                options
+                    .recipients
+                    .push(keys::parse_recipient(r).map_err(anyhow::Error::msg)?);
+            }
+            if options.recipients.is_empty() {
+                bail!("no age recipient: give --recipient or list recipients in {file:?}");
+            }
+        }
+    }
+    Ok(options)
+}
+
+fn report(
+    stdout: &Mutex<io::Stdout>,
+    input: &PathBuf,
+    result: &Result<SealOutcome, SealError>,
+    args: &SealArgs,
+) {
+    let wire_input = WirePath::from(input.as_path());
+    match result {
+        Ok(outcome) => {
+            let output = outcome.sealed_path();
+            match outcome {
+                SealOutcome::Sealed { .. } => {}
+                SealOutcome::InputSealed { .. } => {
+                    eprintln!("{PROG}: {input:?} is already a sealed file; not sealed again")
+                }
+                SealOutcome::OutputExists { .. } => {
+                    eprintln!("{PROG}: {input:?} is already sealed as {output:?}")
+                }
+            }
+            if !args.json {
+                emit(stdout, &cli::path_line(output, args.null));
+                return;
+            }
+            let wire = match outcome {
+                SealOutcome::Sealed {
+                    record_id,
+                    sequence,
+                    ..
+                } => Wire::Sealed {
+                    input: wire_input,
+                    output: output.into(),
+                    record_id: record_id.as_str(),
+                    sequence: *sequence,
+                },
+                _ => Wire::AlreadySealed {
+                    input: wire_input,
+                    output: output.into(),
+                },
+            };
+            emit(stdout, &cli::json_line(&wire));
+        }
+        Err(err) => {
+            let message = cli::error_chain(err);
+            eprintln!("{PROG}: {input:?}: {message}");
+            if args.json {
+                emit(
+                    stdout,
+                    &cli::json_line(&Wire::Error {
+                        input: wire_input,
+                        message,
+                    }),
+                );
+            }
+        }
+    }
+}

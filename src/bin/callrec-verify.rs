@@ -1,0 +1,334 @@
+//! callrec-verify: check sealed call records. See `callrec-verify --help`.
+
+use std::io::{self, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::bail;
+use clap::Parser;
+use rayon::prelude::*;
+use serde::Serialize;
+
+use callrec::args::VerifyArgs;
+use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::fsutil::{self, PathContext};
+use callrec::keys::TrustedKeys;
+use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
+
+const PROG: &str = "callrec-verify";
+
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Wire<'a> {
+    Verdict {
+        path: WirePath,
+        /// `verified`, `failed` (proven bad) or `error` (could not check).
+        status: &'static str,
+        quick: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        check: Option<verify::Check>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        record_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sealed_at: Option<String>,
+    },
+    Chain {
+        /// `gap` or `fork`.
+        status: &'static str,
+        key_id: &'a str,
+        message: String,
+        paths: Vec<WirePath>,
+    },
+    Text {
+        path: WirePath,
+        record: &'a callrec::record::Record,
+        line: Option<String>,
+    },
+    Summary {
+        verified: usize,
+        failed: usize,
+        errors: usize,
+        chain_issues: usize,
+    },
+}
+
+fn main() -> ExitCode {
+    let args = VerifyArgs::parse();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            let code = err
+                .downcast_ref::<VerifyError>()
+                .map_or(EXIT_ERROR, VerifyError::exit_code);
+            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
+            ExitCode::from(code)
+        }
+    }
+}
+
+fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<TrustedKeys> {
+    let mut paths = args.pubkey.clone();
+    if paths.is_empty() {
+        paths.extend(
+            std::env::var_os("CALLREC_PUBKEY")
+                .filter(|v| !v.is_empty())
+                .map(PathBuf::from),
+        );
+    }
+    Ok(TrustedKeys::load(&paths)?)
+}
+
+fn single_file(args: &VerifyArgs) -> anyhow::Result<&Path> {
+    match args.files.as_slice() {
+        [file] => Ok(file),
+        _ => bail!("--explain, --extract-media and --show take exactly one FILE"),
+    }
+}
+
+fn run(args: VerifyArgs) -> anyhow::Result<u8> {
+    let trusted = trusted_keys(&args)?;
+    let need_key = |what: &str| -> anyhow::Result<()> {
+        if trusted.is_empty() && !args.quick {
+            bail!("{what} needs a trusted public key: give --pubkey seal.pub (or --quick for the document's checks only)");
+        }
+        Ok(())
+    };
+    if args.explain {
+        let sealed = SealedFile::open(single_file(&args)?)?;
+        io::stdout().write_all(verify::explain(&sealed).as_bytes())?;
+        return Ok(EXIT_OK);
+    }
+    if args.extract_media {
+        need_key("--extract-media")?;
+        return extract_media(&args, &trusted);
+    }
+    if args.show {
+        need_key("--show")?;
+        return show(&args, &trusted);
+    }
+    need_key("verification")?;
+    verify_all(&args, &trusted)
+}
+
+/// Full verification, or the quick checks alone with `--quick`.
+fn check(
+    path: &Path,
+    args: &VerifyArgs,
+    trusted: &TrustedKeys,
+    sink: Option<&mut dyn Write>,
+) -> Result<Option<Verified>, VerifyError> {
+    let sealed = SealedFile::open(path)?;
+    if args.quick {
+        verify::quick(&sealed)?;
+        return Ok(None);
+    }
+    verify::full(&sealed, trusted, sink).map(Some)
+}
+
+fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+    let file = single_file(args)?;
+    let out = args.output.as_deref().expect("clap requires --output");
+    if args.quick {
+        bail!("--extract-media always verifies fully; drop --quick");
+    }
+    if out.as_os_str() == "-" {
+        if io::stdout().is_terminal() {
+            bail!("refusing to write media to a terminal: use -o FILE or a pipe");
+        }
+        // Bytes already written cannot be taken back from a pipe: verify first, then copy.
+        check(file, args, trusted, None)?;
+        let mut stdout = io::stdout().lock();
+        SealedFile::open(file)?.hash_media(Some(&mut stdout))?;
+        return Ok(EXIT_OK);
+    }
+    if out.exists() {
+        bail!("{out:?} exists; not overwritten");
+    }
+    let mut temp =
+        fsutil::temp_in(fsutil::parent_dir(out)).at("cannot create a file beside", out)?;
+    check(file, args, trusted, Some(&mut temp))?;
+    fsutil::persist_noclobber(temp, out).at("cannot write", out)?;
+    io::stdout().write_all(&cli::path_line(out, args.null))?;
+    Ok(EXIT_OK)
+}
+
+fn show(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+    let file = single_file(args)?;
+    let identity = args.identity.as_deref().expect("clap requires --identity");
+    check(file, args, trusted, None)?;
+    let sealed = SealedFile::open(file)?;
+    let record = verify::read_text(&sealed, identity)?;
+    let line = record.to_line().ok();
+    let mut stdout = io::stdout().lock();
+    if args.json {
+        stdout.write_all(&cli::json_line(&Wire::Text {
+            path: file.into(),
+            record: &record,
+            line,
+        }))?;
+    } else {
+        stdout.write_all(&record.to_json())?;
+        match line {
+            Some(line) => writeln!(stdout, "{line}")?,
+            None => {
+                eprintln!("{PROG}: the record holds characters the figure 3C line cannot carry")
+            }
+        }
+    }
+    Ok(EXIT_OK)
+}
+
+fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+    let files = cli::expand_dirs(cli::input_paths(&args.files, args.null)?)?;
+    if files.is_empty() {
+        bail!("no input: name sealed files or directories, or pipe a list of paths on stdin");
+    }
+    let progress = if io::stderr().is_terminal() && !args.json && files.len() > 1 {
+        indicatif::ProgressBar::new(files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let results: Vec<(PathBuf, Result<Option<Verified>, VerifyError>)> = files
+        .into_par_iter()
+        .map(|path| {
+            let result = check(&path, args, trusted, None);
+            progress.inc(1);
+            (path, result)
+        })
+        .collect();
+    progress.finish_and_clear();
+
+    let mut out = io::stdout().lock();
+    let (mut verified, mut failed, mut errors) = (0, 0, 0);
+    for (path, result) in &results {
+        let wire_path = WirePath::from(path.as_path());
+        let wire = match result {
+            Ok(v) => {
+                verified += 1;
+                if !args.json {
+                    write_quietly(&mut out, &cli::path_line(path, args.null));
+                    continue;
+                }
+                let m = v.as_ref().map(|v| &v.manifest);
+                Wire::Verdict {
+                    path: wire_path,
+                    status: "verified",
+                    quick: args.quick,
+                    check: None,
+                    message: None,
+                    record_id: m.map(|m| m.record_id.as_str()),
+                    key_id: m.map(|m| m.key_id.as_str()),
+                    sequence: m.map(|m| m.sequence),
+                    sealed_at: m.map(|m| m.sealed_at.to_rfc3339()),
+                }
+            }
+            Err(err) => {
+                let (status, check) = match err {
+                    VerifyError::Failed { check, .. } => {
+                        failed += 1;
+                        ("failed", Some(*check))
+                    }
+                    VerifyError::Io(_) => {
+                        errors += 1;
+                        ("error", None)
+                    }
+                };
+                let message = cli::error_chain(err);
+                eprintln!("{PROG}: {path:?}: {}", status_word(status, &message));
+                Wire::Verdict {
+                    path: wire_path,
+                    status,
+                    quick: args.quick,
+                    check,
+                    message: Some(message),
+                    record_id: None,
+                    key_id: None,
+                    sequence: None,
+                    sealed_at: None,
+                }
+            }
+        };
+        if args.json {
+            write_quietly(&mut out, &cli::json_line(&wire));
+        }
+    }
+
+    let chain_input: Vec<(PathBuf, Verified)> = results
+        .iter()
+        .filter_map(|(p, r)| match r {
+            Ok(Some(v)) => Some((p.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
+    let issues = verify::check_chain(&chain_input);
+    for issue in &issues {
+        eprintln!("{PROG}: chain: {issue}");
+        if args.json {
+            let (status, key_id, paths) = match issue {
+                ChainIssue::Gap { key_id, .. } => ("gap", key_id, Vec::new()),
+                ChainIssue::Fork { key_id, paths, .. } => (
+                    "fork",
+                    key_id,
+                    paths.iter().map(|p| p.as_path().into()).collect(),
+                ),
+                ChainIssue::BrokenLink { key_id, path, .. } => {
+                    ("fork", key_id, vec![path.as_path().into()])
+                }
+            };
+            write_quietly(
+                &mut out,
+                &cli::json_line(&Wire::Chain {
+                    status,
+                    key_id,
+                    message: issue.to_string(),
+                    paths,
+                }),
+            );
+        }
+    }
+    if args.json {
+        write_quietly(
+            &mut out,
+            &cli::json_line(&Wire::Summary {
+                verified,
+                failed,
+                errors,
+                chain_issues: issues.len(),
+            }),
+        );
+    } else if failed + errors + issues.len() > 0 || io::stderr().is_terminal() {
+        eprintln!(
+            "{PROG}: {verified} verified, {failed} failed, {errors} could not be checked{}",
+            if issues.is_empty() {
+                String::new()
+            } else {
+                format!(", {} chain issues", issues.len())
+            }
+        );
+    }
+    Ok(if failed > 0 || !issues.is_empty() {
+        EXIT_FAILED
+    } else if errors > 0 {
+        EXIT_ERROR
+    } else {
+        EXIT_OK
+    })
+}
+
+fn status_word(status: &str, message: &str) -> String {
+    match status {
+        "failed" => format!("FAILED: {message}"),
+        _ => format!("could not check: {message}"),
+    }
+}
+
+/// Write to stdout; a closed pipe ends output but not the verification's verdict.
+fn write_quietly(out: &mut impl Write, bytes: &[u8]) {
+    let _ = out.write_all(bytes);
+}

@@ -1,0 +1,188 @@
+//! The hash chain of one sealing key.
+//!
+//! Every seal made with a key takes the next sequence number and names the SHA-256 of the
+//! previous manifest made with that key, so a set of records shows a deleted record (a gap) or
+//! two records claiming one place (a fork). The key directory keeps the chain's head in
+//! `chain.state` (JSON), changed only while holding an exclusive lock on `chain.lock`, and
+//! always replaced atomically.
+//!
+//! Crash safety: before a sealed file is renamed into place the state records it as *pending*
+//! (sequence, manifest hash, path). Whoever takes the lock next settles a pending entry: if the
+//! file is there with that manifest, the sequence was used; otherwise it was not, and is given
+//! again. So a crash at any moment leaves neither a gap nor a reused sequence.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::format::Manifest;
+use crate::fsutil::{self, PathContext, PathError};
+use crate::verify::SealedFile;
+
+pub const CHAIN_STATE: &str = "chain.state";
+pub const CHAIN_LOCK: &str = "chain.lock";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ChainError {
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(
+        "chain state {path:?} is damaged: {reason}; restore it from backup (never edit it by hand)"
+    )]
+    Damaged { path: PathBuf, reason: String },
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct State {
+    next_sequence: u64,
+    previous: String,
+    pending: Option<Pending>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pending {
+    sequence: u64,
+    manifest_sha256: String,
+    path: PathBuf,
+}
+
+/// The place the next seal takes in the chain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Link {
+    pub sequence: u64,
+    pub previous: [u8; 32],
+}
+
+/// An exclusive hold on a key's chain; released when dropped.
+pub struct Chain {
+    state_path: PathBuf,
+    _lock: File,
+}
+
+impl Chain {
+    /// Wait for and take the lock on the chain kept in `key_dir`.
+    pub fn lock(key_dir: &Path) -> Result<Chain, ChainError> {
+        let lock_path = key_dir.join(CHAIN_LOCK);
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&lock_path)
+            .at("cannot open", &lock_path)?;
+        lock.lock().at("cannot lock", &lock_path)?;
+        Ok(Chain {
+            state_path: key_dir.join(CHAIN_STATE),
+            _lock: lock,
+        })
+    }
+
+    fn damaged(&self, reason: impl Into<String>) -> ChainError {
+        ChainError::Damaged {
+            path: self.state_path.clone(),
+            reason: reason.into(),
+        }
+    }
+
+    fn read(&self) -> Result<State, ChainError> {
+        let bytes = match std::fs::read(&self.state_path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(State {
+                    next_sequence: 1,
+                    previous: hex::encode([0u8; 32]),
+                    pending: None,
+                })
+            }
+            Err(source) => {
+                return Err(PathError {
+                    action: "cannot read",
+                    path: self.state_path.clone(),
+                    source,
+                }
+                .into())
+            }
+        };
+        let state: State =
+            serde_json::from_slice(&bytes).map_err(|e| self.damaged(e.to_string()))?;
+        if state.next_sequence == 0 {
+            return Err(self.damaged("next_sequence is 0"));
+        }
+        Ok(state)
+    }
+
+    fn write(&self, state: &State) -> Result<(), ChainError> {
+        let mut bytes = serde_json::to_vec_pretty(state).expect("state serialises");
+        bytes.push(b'\n');
+        fsutil::write_atomic(&self.state_path, &bytes, false)
+            .at("cannot write", &self.state_path)?;
+        Ok(())
+    }
+
+    fn decode_hash(&self, text: &str) -> Result<[u8; 32], ChainError> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(text, &mut out).map_err(|_| self.damaged("bad hash"))?;
+        Ok(out)
+    }
+
+    /// The next place in the chain, after settling any seal a crash left pending.
+    pub fn next(&self) -> Result<Link, ChainError> {
+        let mut state = self.read()?;
+        if let Some(pending) = state.pending.take() {
+            let landed = SealedFile::open(&pending.path)
+                .ok()
+                .and_then(|f| f.manifest_bytes().ok())
+                .is_some_and(|m| hex::encode(Manifest::sha256(&m)) == pending.manifest_sha256);
+            if landed {
+                state.next_sequence = pending.sequence + 1;
+                state.previous = pending.manifest_sha256;
+            }
+            self.write(&state)?;
+        }
+        Ok(Link {
+            sequence: state.next_sequence,
+            previous: self.decode_hash(&state.previous)?,
+        })
+    }
+
+    /// Record that the seal taking `link` is about to land at `path`.
+    pub fn begin(
+        &self,
+        link: Link,
+        manifest_sha256: [u8; 32],
+        path: &Path,
+    ) -> Result<(), ChainError> {
+        let path = std::path::absolute(path).at("cannot resolve", path)?;
+        self.write(&State {
+            next_sequence: link.sequence,
+            previous: hex::encode(link.previous),
+            pending: Some(Pending {
+                sequence: link.sequence,
+                manifest_sha256: hex::encode(manifest_sha256),
+                path,
+            }),
+        })
+    }
+
+    /// Record that the seal taking `link` landed: the chain moves on.
+    pub fn commit(&self, link: Link, manifest_sha256: [u8; 32]) -> Result<(), ChainError> {
+        self.write(&State {
+            next_sequence: link.sequence + 1,
+            previous: hex::encode(manifest_sha256),
+            pending: None,
+        })
+    }
+
+    /// Record that the seal taking `link` did not land: the place is free again.
+    pub fn abandon(&self, link: Link) -> Result<(), ChainError> {
+        self.write(&State {
+            next_sequence: link.sequence,
+            previous: hex::encode(link.previous),
+            pending: None,
+        })
+    }
+}

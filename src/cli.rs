@@ -1,0 +1,164 @@
+//! Command-line plumbing shared by every callrec binary: input lists, exit codes, error text,
+//! JSON Lines wire types. Nothing here prints; the binaries do.
+
+use std::error::Error;
+use std::ffi::OsString;
+use std::io::{self, BufRead, IsTerminal};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::fsutil::{TEMP_PREFIX, TEMP_SUFFIX};
+use crate::record::RecordFiles;
+
+/// Exit status: everything succeeded.
+pub const EXIT_OK: u8 = 0;
+/// Exit status: some input failed (for `callrec-verify`: proven bad).
+pub const EXIT_FAILED: u8 = 1;
+/// Exit status: usage error, or nothing could be checked or done.
+pub const EXIT_ERROR: u8 = 2;
+
+/// The paths to work on: the arguments, or, with no arguments and stdin not a terminal, one
+/// path a line on stdin (NUL-separated with `null`). `-` as an argument also reads stdin.
+pub fn input_paths(args: &[PathBuf], null: bool) -> io::Result<Vec<PathBuf>> {
+    let read_stdin = (args.is_empty() && !io::stdin().is_terminal())
+        || args.iter().any(|a| a.as_os_str() == "-");
+    let mut paths: Vec<PathBuf> = args
+        .iter()
+        .filter(|a| a.as_os_str() != "-")
+        .cloned()
+        .collect();
+    if read_stdin {
+        paths.extend(read_path_list(io::stdin().lock(), null)?);
+    }
+    Ok(paths)
+}
+
+/// Paths from a list: one a line (a trailing `\r` is kept: it is part of a Unix file name),
+/// or NUL-separated. Empty entries are skipped.
+pub fn read_path_list(mut reader: impl BufRead, null: bool) -> io::Result<Vec<PathBuf>> {
+    let sep = if null { b'\0' } else { b'\n' };
+    let mut paths = Vec::new();
+    let mut entry = Vec::new();
+    while reader.read_until(sep, &mut entry)? > 0 {
+        if entry.last() == Some(&sep) {
+            entry.pop();
+        }
+        if !entry.is_empty() {
+            paths.push(PathBuf::from(OsString::from_vec(std::mem::take(
+                &mut entry,
+            ))));
+        }
+        entry.clear();
+    }
+    Ok(paths)
+}
+
+/// Is this one of callrec's own temporary files?
+pub fn is_temp_file(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| {
+        let n = n.as_bytes();
+        n.starts_with(TEMP_PREFIX.as_bytes()) && n.ends_with(TEMP_SUFFIX.as_bytes())
+    })
+}
+
+/// Expand directories into the regular files below them (sorted, recursively), leaving out
+/// sidecars and callrec's temporary files. Files named directly are kept as given.
+pub fn expand_dirs(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, walkdir::Error> {
+    let mut out = Vec::new();
+    for path in paths {
+        if !path.is_dir() {
+            out.push(path);
+            continue;
+        }
+        for entry in walkdir::WalkDir::new(&path).sort_by_file_name() {
+            let entry = entry?;
+            let p = entry.path();
+            if entry.file_type().is_file() && !RecordFiles::is_sidecar(p) && !is_temp_file(p) {
+                out.push(p.to_path_buf());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// An error and its causes, joined as `error: cause: cause`.
+pub fn error_chain(err: &dyn Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.ends_with(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Replace control characters so untrusted text cannot drive the terminal.
+pub fn escape_control(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+/// A path in JSON output: a string when it is UTF-8, else `{"bytes": "<base64>"}`, so no
+/// path is mangled.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum WirePath {
+    Text(String),
+    Bytes { bytes: String },
+}
+
+impl From<&Path> for WirePath {
+    fn from(path: &Path) -> WirePath {
+        match path.to_str() {
+            Some(s) => WirePath::Text(s.to_string()),
+            None => {
+                use base64::Engine;
+                WirePath::Bytes {
+                    bytes: base64::engine::general_purpose::STANDARD
+                        .encode(path.as_os_str().as_bytes()),
+                }
+            }
+        }
+    }
+}
+
+/// One JSON Lines object as bytes, newline-terminated.
+pub fn json_line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("wire types serialise");
+    line.push(b'\n');
+    line
+}
+
+/// A path as a line of plain output: the raw bytes, newline- or NUL-terminated.
+pub fn path_line(path: &Path, null: bool) -> Vec<u8> {
+    let mut line = path.as_os_str().as_bytes().to_vec();
+    line.push(if null { b'\0' } else { b'\n' });
+    line
+}
+
+/// The default key directory: `$CALLREC_KEYDIR`, else `$XDG_CONFIG_HOME/callrec/keys`, else
+/// `~/.config/callrec/keys`.
+pub fn default_key_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("CALLREC_KEYDIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(dir);
+    }
+    let config = std::env::var_os("XDG_CONFIG_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| PathBuf::from("."));
+    config.join("callrec").join("keys")
+}

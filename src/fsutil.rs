@@ -1,0 +1,109 @@
+//! Durable file output: write to a temporary name in the destination directory, fsync, then
+//! rename into place and fsync the directory. A killed process leaves at most a stray
+//! temporary file (named `.callrec-*.tmp`), never a half-written file under a final name.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use tempfile::NamedTempFile;
+
+/// Prefix and suffix of every temporary file callrec creates.
+pub const TEMP_PREFIX: &str = ".callrec-";
+pub const TEMP_SUFFIX: &str = ".tmp";
+
+/// A new temporary file in `dir`, to be finished with [`persist`] or [`persist_noclobber`].
+pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
+    tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        .tempfile_in(dir)
+}
+
+/// The directory a path lives in (`.` for a bare file name).
+pub fn parent_dir(path: &Path) -> &Path {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    }
+}
+
+fn sync_dir(dir: &Path) -> io::Result<()> {
+    File::open(dir)?.sync_all()
+}
+
+/// Fsync a finished temporary file and rename it to `dest`, replacing what is there.
+pub fn persist(temp: NamedTempFile, dest: &Path) -> io::Result<()> {
+    temp.as_file().sync_all()?;
+    temp.persist(dest).map_err(|e| e.error)?;
+    sync_dir(parent_dir(dest))
+}
+
+/// Fsync a finished temporary file and link it to `dest`, failing with `AlreadyExists`
+/// rather than replacing anything.
+pub fn persist_noclobber(temp: NamedTempFile, dest: &Path) -> io::Result<()> {
+    temp.as_file().sync_all()?;
+    temp.persist_noclobber(dest).map_err(|e| e.error)?;
+    sync_dir(parent_dir(dest))
+}
+
+/// Write `bytes` to `dest` atomically, replacing it; `secret` makes the file mode 0600.
+pub fn write_atomic(dest: &Path, bytes: &[u8], secret: bool) -> io::Result<()> {
+    let mut temp = temp_in(parent_dir(dest))?;
+    if !secret {
+        // NamedTempFile is created 0600; ordinary files get the usual 0644.
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(0o644))?;
+    }
+    temp.write_all(bytes)?;
+    persist(temp, dest)
+}
+
+/// Create a new file that must not exist yet, mode 0600 from the start (no window in which
+/// another user could open it), with its content written and synced.
+pub fn create_secret(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(dest)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Create a new public file that must not exist yet.
+pub fn create_public(dest: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(dest)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// An I/O error that remembers which path it was about.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {path:?}")]
+pub struct PathError {
+    pub action: &'static str,
+    pub path: PathBuf,
+    #[source]
+    pub source: io::Error,
+}
+
+/// Attach an action and a path to an I/O result.
+pub trait PathContext<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError>;
+}
+
+impl<T> PathContext<T> for io::Result<T> {
+    fn at(self, action: &'static str, path: &Path) -> Result<T, PathError> {
+        self.map_err(|source| PathError {
+            action,
+            path: path.to_path_buf(),
+            source,
+        })
+    }
+}

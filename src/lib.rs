@@ -1,0 +1,24 @@
+//! callrec: turn telephone verification calls into sealed, court-grade evidence.
+//!
+//! The library holds all logic; the `callrec-*` binaries parse arguments, call one function
+//! here and map the result to an exit code. Nothing in the library prints, prompts or exits.
+//!
+//! - [`record`]: the call record (the document's text info), its JSON and figure 3C line.
+//! - [`format`]: the sealed file format's byte-level pieces (footer, quick checks, manifest).
+//! - [`keys`]: the key directory: signing key, trusted keys, age keys, substitution table.
+//! - [`chain`]: each sealing key's hash chain and its crash-safe state.
+//! - [`seal`] and [`verify`]: making and checking sealed files.
+//! - [`media`]: media facts read with FFmpeg.
+//! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
+
+pub mod args;
+pub mod chain;
+pub mod cli;
+pub mod format;
+pub mod fsutil;
+pub mod keys;
+pub mod media;
+pub mod record;
+pub mod seal;
+pub mod verify;
+pub mod vocab;

@@ -1,0 +1,336 @@
+//! Sealing: media file + record → one self-contained sealed file.
+//!
+//! The media is copied into a temporary file in the output directory while it is hashed; the
+//! text block, manifest, signature and footer follow; the file is fsynced and linked to its
+//! final name only if no file has that name. Inputs are never changed, and are removed (with
+//! `remove_source`) only after the output has passed a full verification.
+
+use std::fs::{self, File};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::chain::{Chain, ChainError};
+use crate::format::{self, Cipher, Footer, Manifest};
+use crate::fsutil::{self, PathContext, PathError};
+use crate::keys::{KeyError, SealKey, SubstitutionTable};
+use crate::media;
+use crate::record::{Record, RecordError, RecordFiles, RecordId};
+use crate::verify::{self, SealedFile, VerifyError};
+
+/// How to seal.
+pub struct SealOptions {
+    /// Where sealed files go; `None` puts each beside its input.
+    pub out_dir: Option<PathBuf>,
+    pub cipher: Cipher,
+    /// Recipients of the text info when `cipher` is age.
+    pub recipients: Vec<age::x25519::Recipient>,
+    /// The substitution table when `cipher` is table.
+    pub table: Option<SubstitutionTable>,
+    /// Remove the media and sidecar once the sealed file has verified.
+    pub remove_source: bool,
+}
+
+/// What sealing one input did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SealOutcome {
+    Sealed {
+        output: PathBuf,
+        record_id: RecordId,
+        sequence: u64,
+    },
+    /// The input is itself a sealed file; nothing was done.
+    InputSealed { path: PathBuf },
+    /// The output already exists and seals this same record and media; nothing was done.
+    OutputExists {
+        output: PathBuf,
+        record_id: RecordId,
+    },
+}
+
+impl SealOutcome {
+    /// The sealed file this outcome points at.
+    pub fn sealed_path(&self) -> &Path {
+        match self {
+            SealOutcome::Sealed { output, .. } | SealOutcome::OutputExists { output, .. } => output,
+            SealOutcome::InputSealed { path } => path,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SealError {
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Record(#[from] RecordError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error("{0:?} is not a regular file")]
+    NotAFile(PathBuf),
+    #[error("{path:?} changed while it was being sealed; nothing was written")]
+    MediaChanged { path: PathBuf },
+    #[error("sidecar {sidecar:?} describes a media file of {expected} bytes, but {media:?} has {actual}")]
+    SizeMismatch {
+        sidecar: PathBuf,
+        media: PathBuf,
+        expected: u64,
+        actual: u64,
+    },
+    #[error("{output:?} already exists and is not a seal of this record; it was left as it is (choose another --output-dir)")]
+    Conflict { output: PathBuf },
+    #[error("text info of {path:?} is {size} bytes encoded, over the format's limit of {max}")]
+    TextTooLarge {
+        path: PathBuf,
+        size: usize,
+        max: u32,
+    },
+    #[error("cannot encrypt the text info: {0}")]
+    Encrypt(String),
+    #[error("the sealed file {output:?} did not verify, so the source was kept")]
+    Unverified {
+        output: PathBuf,
+        #[source]
+        source: VerifyError,
+    },
+}
+
+/// The sealed file's name: `<stem>.sealed.<ext>` (`<name>.sealed` without an extension), so
+/// players still recognise the type.
+pub fn sealed_name(media: &Path) -> PathBuf {
+    let stem = media.file_stem().unwrap_or_default();
+    let mut name = stem.to_owned();
+    name.push(".sealed");
+    if let Some(ext) = media.extension() {
+        name.push(".");
+        name.push(ext);
+    }
+    PathBuf::from(name)
+}
+
+/// Copy `len` bytes from `src` to `dst`, returning their SHA-256 and how many were copied.
+fn copy_hashing(mut src: impl Read, mut dst: impl Write) -> io::Result<([u8; 32], u64)> {
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    let mut total = 0u64;
+    loop {
+        let n = match src.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        hasher.update(&buf[..n]);
+        dst.write_all(&buf[..n])?;
+        total += n as u64;
+    }
+    Ok((hasher.finalize().into(), total))
+}
+
+/// A record for a media file with no sidecar: its media facts only. The id is the file's
+/// modification time and the start of its SHA-256, so the same file always gets the same id.
+fn minimal_record(media: &Path, meta: &fs::Metadata, media_sha256: &[u8; 32]) -> Record {
+    let modified: DateTime<Utc> = meta
+        .modified()
+        .map(DateTime::from)
+        .unwrap_or(DateTime::UNIX_EPOCH);
+    let mut suffix = [0u8; 6];
+    suffix.copy_from_slice(&media_sha256[..6]);
+    let mut record = Record::new(RecordId::generate(modified, suffix));
+    record.media = Some(media::probe(media, meta.len()));
+    record
+}
+
+fn encode_text(plain: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError> {
+    match opts.cipher {
+        Cipher::Table => Ok(opts
+            .table
+            .as_ref()
+            .ok_or_else(|| SealError::Encrypt("no substitution table".into()))?
+            .encode(plain)),
+        Cipher::Age => {
+            let encryptor = age::Encryptor::with_recipients(
+                opts.recipients.iter().map(|r| r as &dyn age::Recipient),
+            )
+            .map_err(|e| {
+                SealError::Encrypt(format!("{e} (give --recipient or fill age-recipients.txt)"))
+            })?;
+            let mut out = Vec::with_capacity(plain.len() + 256);
+            let mut writer = encryptor
+                .wrap_output(&mut out)
+                .map_err(|e| SealError::Encrypt(e.to_string()))?;
+            writer
+                .write_all(plain)
+                .and_then(|_| writer.finish().map(|_| ()))
+                .map_err(|e| SealError::Encrypt(e.to_string()))?;
+            Ok(out)
+        }
+    }
+}
+
+/// Does the sealed file at `output` seal this record with this media?
+fn seals_same(output: &Path, record_id: &RecordId, media_sha256: &[u8; 32]) -> bool {
+    SealedFile::open(output)
+        .ok()
+        .and_then(|f| f.manifest_bytes().ok())
+        .and_then(|m| Manifest::parse(&m).ok())
+        .is_some_and(|m| &m.record_id == record_id && &m.media_sha256 == media_sha256)
+}
+
+/// Seal one record, named by its media file or its sidecar.
+pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutcome, SealError> {
+    let files = RecordFiles::resolve(input);
+    let media_path = &files.media;
+    if SealedFile::open(media_path).is_ok() {
+        return Ok(SealOutcome::InputSealed {
+            path: media_path.clone(),
+        });
+    }
+    let sidecar_record = files.sidecar.as_deref().map(Record::load).transpose()?;
+    let source = File::open(media_path).at("cannot open", media_path)?;
+    let meta = source.metadata().at("cannot read", media_path)?;
+    if !meta.is_file() {
+        return Err(SealError::NotAFile(media_path.clone()));
+    }
+    if let (Some(record), Some(sidecar)) = (&sidecar_record, &files.sidecar) {
+        if let Some(info) = record.media.as_ref().filter(|m| m.size != meta.len()) {
+            return Err(SealError::SizeMismatch {
+                sidecar: sidecar.clone(),
+                media: media_path.clone(),
+                expected: info.size,
+                actual: meta.len(),
+            });
+        }
+    }
+
+    let output = match &opts.out_dir {
+        Some(dir) => dir.join(sealed_name(media_path)),
+        None => media_path.with_file_name(sealed_name(media_path)),
+    };
+    let out_dir = fsutil::parent_dir(&output);
+    let mut temp = fsutil::temp_in(out_dir).at("cannot create a file in", out_dir)?;
+    // The sealed file is as readable as its source was.
+    temp.as_file()
+        .set_permissions(meta.permissions())
+        .at("cannot set permissions on", temp.path())?;
+    let (media_sha256, media_len) =
+        copy_hashing(&source, &mut temp).at("cannot copy", media_path)?;
+    if media_len != meta.len() {
+        return Err(SealError::MediaChanged {
+            path: media_path.clone(),
+        });
+    }
+    let checksum =
+        format::quick_checksum(temp.as_file(), media_len).at("cannot read back", temp.path())?;
+
+    let mut record = match sidecar_record {
+        Some(record) => record,
+        None => minimal_record(media_path, &meta, &media_sha256),
+    };
+    if record.media.is_none() {
+        record.media = Some(media::probe(media_path, media_len));
+    }
+    if output.exists() {
+        if seals_same(&output, &record.id, &media_sha256) {
+            return Ok(SealOutcome::OutputExists {
+                output,
+                record_id: record.id,
+            });
+        }
+        return Err(SealError::Conflict { output });
+    }
+
+    let mut text = encode_text(&record.to_json(), opts)?;
+    text.push(format::check_byte(&text));
+    let text_len = u32::try_from(text.len())
+        .ok()
+        .filter(|&n| n <= format::TEXT_MAX)
+        .ok_or(SealError::TextTooLarge {
+            path: input.to_path_buf(),
+            size: text.len(),
+            max: format::TEXT_MAX,
+        })?;
+    temp.write_all(&text).at("cannot write", temp.path())?;
+
+    let mut extra = Vec::new();
+    if let (Cipher::Table, Some(table)) = (opts.cipher, &opts.table) {
+        extra.push(("table-id".to_string(), table.id()));
+    }
+
+    // The chain is held only for the small tail of the file.
+    let chain = Chain::lock(&key.dir)?;
+    let link = chain.next()?;
+    let manifest = Manifest {
+        record_id: record.id.clone(),
+        key_id: key.key_id.clone(),
+        sealed_at: truncate_to_seconds(Utc::now()),
+        sequence: link.sequence,
+        previous: link.previous,
+        media_size: media_len,
+        media_checksum: checksum,
+        media_sha256,
+        text_cipher: opts.cipher,
+        text_size: text_len,
+        text_sha256: Sha256::digest(&text).into(),
+        extra,
+    };
+    let manifest_bytes = manifest.to_bytes();
+    let signature = key.sign(&manifest, &manifest_bytes)?;
+    let footer = Footer {
+        media_len,
+        checksum,
+        text_len,
+        manifest_len: manifest_bytes.len() as u32,
+        signature_len: signature.len() as u32,
+        cipher: opts.cipher,
+    };
+    for part in [&manifest_bytes[..], signature.as_bytes(), &footer.encode()] {
+        temp.write_all(part).at("cannot write", temp.path())?;
+    }
+    let manifest_sha256 = Manifest::sha256(&manifest_bytes);
+    chain.begin(link, manifest_sha256, &output)?;
+    match fsutil::persist_noclobber(temp, &output) {
+        Ok(()) => chain.commit(link, manifest_sha256)?,
+        Err(e) => {
+            chain.abandon(link)?;
+            return Err(match e.kind() {
+                io::ErrorKind::AlreadyExists => SealError::Conflict { output },
+                _ => PathError {
+                    action: "cannot write",
+                    path: output,
+                    source: e,
+                }
+                .into(),
+            });
+        }
+    }
+    drop(chain);
+
+    if opts.remove_source {
+        let sealed = SealedFile::open(&output).map_err(|source| SealError::Unverified {
+            output: output.clone(),
+            source,
+        })?;
+        verify::full(&sealed, &key.trusted(), None).map_err(|source| SealError::Unverified {
+            output: output.clone(),
+            source,
+        })?;
+        fs::remove_file(media_path).at("cannot remove", media_path)?;
+        if let Some(sidecar) = &files.sidecar {
+            fs::remove_file(sidecar).at("cannot remove", sidecar)?;
+        }
+    }
+    Ok(SealOutcome::Sealed {
+        output,
+        record_id: record.id,
+        sequence: link.sequence,
+    })
+}
+
+fn truncate_to_seconds(t: DateTime<Utc>) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.timestamp(), 0).expect("in range")
+}

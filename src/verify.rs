@@ -1,0 +1,541 @@
+//! Checking sealed files.
+//!
+//! The order of checks is fixed and documented in `docs/FORMAT.md`: the document's quick
+//! checks (footer and `nSign`, `lChecksum`, check byte) first, then the manifest and its
+//! signature, then the hashes of the text block and of the media. Each failure names the check.
+//! A verifier answers one of three things: verified, proven bad ([`VerifyError::Failed`]), or
+//! could not check ([`VerifyError::Io`]).
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::format::{self, Cipher, Footer, Manifest, FOOTER_LEN, UNTRUSTED_COMMENT};
+use crate::fsutil::{PathContext, PathError};
+use crate::keys::{self, TextKey, TrustedKeys};
+use crate::record::Record;
+
+/// The checks, in the order they run. Their names are part of the JSON output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Check {
+    /// The footer parses, ends with `nSign` and its lengths account for the whole file.
+    Footer,
+    /// The document's `lChecksum` over six media bytes.
+    MediaChecksum,
+    /// The document's check byte at the end of the text block.
+    CheckByte,
+    /// The manifest parses and agrees with the footer.
+    Manifest,
+    /// The manifest's signature is canonical, by a trusted key, and valid.
+    Signature,
+    /// SHA-256 of the text block equals the manifest's.
+    TextSha256,
+    /// SHA-256 of the media equals the manifest's.
+    MediaSha256,
+}
+
+impl Check {
+    pub fn name(self) -> &'static str {
+        match self {
+            Check::Footer => "footer",
+            Check::MediaChecksum => "media-checksum",
+            Check::CheckByte => "check-byte",
+            Check::Manifest => "manifest",
+            Check::Signature => "signature",
+            Check::TextSha256 => "text-sha256",
+            Check::MediaSha256 => "media-sha256",
+        }
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    /// The file is proven not to be an intact seal.
+    #[error("{check} check failed: {reason}")]
+    Failed { check: Check, reason: String },
+    /// The file could not be read, so nothing is proven either way.
+    #[error(transparent)]
+    Io(#[from] PathError),
+}
+
+impl VerifyError {
+    /// 1 for proven bad, 2 for could not check.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            VerifyError::Failed { .. } => 1,
+            VerifyError::Io(_) => 2,
+        }
+    }
+}
+
+fn failed(check: Check, reason: impl Into<String>) -> VerifyError {
+    VerifyError::Failed {
+        check,
+        reason: reason.into(),
+    }
+}
+
+/// A file whose footer has been read and whose layout accounts for every byte.
+pub struct SealedFile {
+    pub path: PathBuf,
+    file: File,
+    pub footer: Footer,
+}
+
+impl SealedFile {
+    /// Open a file and parse its footer.
+    pub fn open(path: &Path) -> Result<SealedFile, VerifyError> {
+        let file = File::open(path).at("cannot open", path)?;
+        let len = file.metadata().at("cannot read", path)?.len();
+        let mut tail = [0u8; FOOTER_LEN as usize];
+        if len >= FOOTER_LEN {
+            file.read_exact_at(&mut tail, len - FOOTER_LEN)
+                .at("cannot read", path)?;
+        }
+        let footer =
+            Footer::decode(&tail, len).map_err(|e| failed(Check::Footer, e.to_string()))?;
+        Ok(SealedFile {
+            path: path.to_path_buf(),
+            file,
+            footer,
+        })
+    }
+
+    fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, PathError> {
+        let mut buf = vec![0u8; len as usize];
+        self.file
+            .read_exact_at(&mut buf, offset)
+            .at("cannot read", &self.path)?;
+        Ok(buf)
+    }
+
+    /// The text block: encoded text info followed by the check byte.
+    pub fn text_block(&self) -> Result<Vec<u8>, PathError> {
+        self.read_at(self.footer.text_offset(), self.footer.text_len)
+    }
+
+    pub fn manifest_bytes(&self) -> Result<Vec<u8>, PathError> {
+        self.read_at(self.footer.manifest_offset(), self.footer.manifest_len)
+    }
+
+    pub fn signature_bytes(&self) -> Result<Vec<u8>, PathError> {
+        self.read_at(self.footer.signature_offset(), self.footer.signature_len)
+    }
+
+    /// Stream the media bytes through SHA-256, copying them to `sink` if given.
+    pub fn hash_media(&self, mut sink: Option<&mut dyn Write>) -> Result<[u8; 32], PathError> {
+        let mut hasher = Sha256::new();
+        let mut buf = vec![0u8; 1 << 20];
+        let mut offset = 0u64;
+        while offset < self.footer.media_len {
+            let want = buf.len().min((self.footer.media_len - offset) as usize);
+            let n = self
+                .file
+                .read_at(&mut buf[..want], offset)
+                .at("cannot read", &self.path)?;
+            if n == 0 {
+                return Err(PathError {
+                    action: "file shrank while reading",
+                    path: self.path.clone(),
+                    source: io::ErrorKind::UnexpectedEof.into(),
+                });
+            }
+            hasher.update(&buf[..n]);
+            if let Some(sink) = sink.as_mut() {
+                sink.write_all(&buf[..n])
+                    .at("cannot write media from", &self.path)?;
+            }
+            offset += n as u64;
+        }
+        Ok(hasher.finalize().into())
+    }
+}
+
+/// What the document's quick check establishes.
+#[derive(Debug, Clone)]
+pub struct QuickVerified {
+    pub footer: Footer,
+}
+
+/// The document's checks only: footer and `nSign`, `lChecksum`, check byte. Reads the footer,
+/// six media bytes and the text block, whatever the media's size.
+pub fn quick(sealed: &SealedFile) -> Result<QuickVerified, VerifyError> {
+    let footer = sealed.footer;
+    let checksum =
+        format::quick_checksum(&sealed.file, footer.media_len).at("cannot read", &sealed.path)?;
+    if checksum != footer.checksum {
+        return Err(failed(
+            Check::MediaChecksum,
+            format!(
+                "lChecksum is {} but the media bytes sum to {checksum}: the media was changed",
+                footer.checksum
+            ),
+        ));
+    }
+    let text = sealed.text_block()?;
+    let (payload, check) = text.split_at(text.len() - 1);
+    if format::check_byte(payload) != check[0] {
+        return Err(failed(
+            Check::CheckByte,
+            "the text block's check byte does not match its content: the text info was changed",
+        ));
+    }
+    Ok(QuickVerified { footer })
+}
+
+/// What a full verification establishes: the signed manifest, and its hash for the chain.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    pub manifest: Manifest,
+    pub manifest_sha256: [u8; 32],
+}
+
+/// Every check. `media_sink`, if given, receives the media bytes as they are hashed; use its
+/// content only if this returns `Ok`.
+pub fn full(
+    sealed: &SealedFile,
+    trusted: &TrustedKeys,
+    media_sink: Option<&mut dyn Write>,
+) -> Result<Verified, VerifyError> {
+    let QuickVerified { footer } = quick(sealed)?;
+
+    let manifest_bytes = sealed.manifest_bytes()?;
+    let manifest =
+        Manifest::parse(&manifest_bytes).map_err(|e| failed(Check::Manifest, e.to_string()))?;
+    for (field, in_manifest, in_footer) in [
+        ("media-size", manifest.media_size, footer.media_len),
+        ("media-checksum", manifest.media_checksum, footer.checksum),
+        (
+            "text-size",
+            u64::from(manifest.text_size),
+            u64::from(footer.text_len),
+        ),
+    ] {
+        if in_manifest != in_footer {
+            return Err(failed(
+                Check::Manifest,
+                format!("{field} is {in_manifest} in the manifest but {in_footer} in the footer"),
+            ));
+        }
+    }
+    if manifest.text_cipher != footer.cipher {
+        return Err(failed(
+            Check::Manifest,
+            "text-cipher differs between the manifest and the footer",
+        ));
+    }
+
+    check_signature(sealed, &manifest, &manifest_bytes, trusted)?;
+
+    let text = sealed.text_block()?;
+    if Sha256::digest(&text).as_slice() != manifest.text_sha256 {
+        return Err(failed(
+            Check::TextSha256,
+            "the text block does not match the signed SHA-256: the text info was replaced",
+        ));
+    }
+    if sealed.hash_media(media_sink)? != manifest.media_sha256 {
+        return Err(failed(
+            Check::MediaSha256,
+            "the media does not match the signed SHA-256: the media was changed",
+        ));
+    }
+    Ok(Verified {
+        manifest_sha256: Manifest::sha256(&manifest_bytes),
+        manifest,
+    })
+}
+
+fn check_signature(
+    sealed: &SealedFile,
+    manifest: &Manifest,
+    manifest_bytes: &[u8],
+    trusted: &TrustedKeys,
+) -> Result<(), VerifyError> {
+    let bad = |reason: &str| failed(Check::Signature, reason);
+    let bytes = sealed.signature_bytes()?;
+    let text = std::str::from_utf8(&bytes).map_err(|_| bad("the signature block is not text"))?;
+    let signature = minisign::SignatureBox::from_string(text)
+        .map_err(|e| bad(&format!("not a minisign signature: {e}")))?;
+    // One byte form only: minisign ignores the untrusted comment and some encoding slack, the
+    // seal does not.
+    if signature.to_string() != text {
+        return Err(bad("the signature block is not in canonical form"));
+    }
+    if signature.untrusted_comment().ok().as_deref() != Some(UNTRUSTED_COMMENT) {
+        return Err(bad("the untrusted comment was changed"));
+    }
+    let signer = keys::key_id(signature.keynum());
+    if signer != manifest.key_id {
+        return Err(bad(&format!(
+            "signed by key {signer} but the manifest names key {}",
+            manifest.key_id
+        )));
+    }
+    let pk = trusted.get(&signer).ok_or_else(|| {
+        bad(&format!(
+            "signed by key {signer}, which is not among the trusted public keys"
+        ))
+    })?;
+    minisign::verify(
+        pk,
+        &signature,
+        io::Cursor::new(manifest_bytes),
+        true,
+        false,
+        false,
+    )
+    .map_err(|e| bad(&format!("{e}: the manifest or its signature was changed")))?;
+    if signature.trusted_comment().ok() != Some(format::trusted_comment(manifest)) {
+        return Err(bad("the trusted comment does not name this record"));
+    }
+    Ok(())
+}
+
+/// A problem in the hash chain of a set of verified records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainIssue {
+    /// Sequences `first..=last` of this key are missing between records of the set.
+    Gap {
+        key_id: String,
+        first: u64,
+        last: u64,
+    },
+    /// Different records claim the same sequence.
+    Fork {
+        key_id: String,
+        sequence: u64,
+        paths: Vec<PathBuf>,
+    },
+    /// The record's `previous` is not the hash of the record before it in the set.
+    BrokenLink {
+        key_id: String,
+        sequence: u64,
+        path: PathBuf,
+    },
+}
+
+impl fmt::Display for ChainIssue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ChainIssue::Gap { key_id, first, last } if first == last => {
+                write!(f, "key {key_id}: gap: sequence {first} is missing (a record was removed)")
+            }
+            ChainIssue::Gap { key_id, first, last } => write!(
+                f,
+                "key {key_id}: gap: sequences {first} to {last} are missing (records were removed)"
+            ),
+            ChainIssue::Fork {
+                key_id,
+                sequence,
+                paths,
+            } => write!(
+                f,
+                "key {key_id}: fork: {} different records claim sequence {sequence}: {paths:?}",
+                paths.len()
+            ),
+            ChainIssue::BrokenLink {
+                key_id,
+                sequence,
+                path,
+            } => write!(
+                f,
+                "key {key_id}: fork: record {path:?} at sequence {sequence} does not follow the record before it"
+            ),
+        }
+    }
+}
+
+/// Check the chain continuity of verified records: per key, every sequence between the lowest
+/// and highest present exactly once, each linked to the one before. Identical copies of one
+/// record count once.
+pub fn check_chain(records: &[(PathBuf, Verified)]) -> Vec<ChainIssue> {
+    // key id -> sequence -> manifest hash -> (previous, paths)
+    type Places<'a> = BTreeMap<u64, BTreeMap<[u8; 32], ([u8; 32], Vec<&'a Path>)>>;
+    let mut keys: BTreeMap<&str, Places> = BTreeMap::new();
+    for (path, v) in records {
+        let entry = keys
+            .entry(&v.manifest.key_id)
+            .or_default()
+            .entry(v.manifest.sequence)
+            .or_default()
+            .entry(v.manifest_sha256)
+            .or_insert((v.manifest.previous, Vec::new()));
+        entry.1.push(path);
+    }
+    let mut issues = Vec::new();
+    for (key_id, places) in keys {
+        let mut before: Option<(u64, Option<[u8; 32]>)> = None;
+        for (&sequence, claims) in &places {
+            let single = (claims.len() == 1).then(|| *claims.keys().next().expect("one claim"));
+            if claims.len() > 1 {
+                issues.push(ChainIssue::Fork {
+                    key_id: key_id.to_string(),
+                    sequence,
+                    paths: claims
+                        .values()
+                        .map(|(_, paths)| paths[0].to_path_buf())
+                        .collect(),
+                });
+            }
+            if let Some((prev_seq, prev_hash)) = before {
+                if sequence > prev_seq + 1 {
+                    issues.push(ChainIssue::Gap {
+                        key_id: key_id.to_string(),
+                        first: prev_seq + 1,
+                        last: sequence - 1,
+                    });
+                } else if let (Some(prev_hash), Some(hash)) = (prev_hash, single) {
+                    let (previous, paths) = &claims[&hash];
+                    if *previous != prev_hash {
+                        issues.push(ChainIssue::BrokenLink {
+                            key_id: key_id.to_string(),
+                            sequence,
+                            path: paths[0].to_path_buf(),
+                        });
+                    }
+                }
+            }
+            before = Some((sequence, single));
+        }
+    }
+    issues
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ShowError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Key(#[from] keys::KeyError),
+    #[error("cannot decrypt the text info of {path:?}: {reason}")]
+    Decrypt { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Record(#[from] crate::record::RecordError),
+}
+
+/// Decode a sealed file's text info with the key for its cipher (a key file or key
+/// directory). The caller verifies the file first.
+pub fn read_text(sealed: &SealedFile, key_path: &Path) -> Result<Record, ShowError> {
+    let key = keys::load_text_key(key_path, sealed.footer.cipher)?;
+    let block = sealed.text_block().map_err(VerifyError::from)?;
+    let payload = &block[..block.len() - 1];
+    let decrypt_error = |reason: String| ShowError::Decrypt {
+        path: sealed.path.clone(),
+        reason,
+    };
+    let plain = match key {
+        TextKey::Table(table) => table.decode(payload),
+        TextKey::Age(identities) => {
+            let decryptor =
+                age::Decryptor::new_buffered(payload).map_err(|e| decrypt_error(e.to_string()))?;
+            let mut reader = decryptor
+                .decrypt(identities.iter().map(|i| i as &dyn age::Identity))
+                .map_err(|e| decrypt_error(e.to_string()))?;
+            let mut plain = Vec::new();
+            reader
+                .read_to_end(&mut plain)
+                .map_err(|e| decrypt_error(e.to_string()))?;
+            plain
+        }
+    };
+    Ok(Record::from_json(&plain, &sealed.path)?)
+}
+
+/// Quote a string for a POSIX shell.
+fn shell_quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', r"'\''"))
+}
+
+/// A shell script that verifies `sealed` by hand with coreutils, minisign and age. It reads
+/// every offset from the file itself and stops at the first failed check; the comments give
+/// this file's values.
+pub fn explain(sealed: &SealedFile) -> String {
+    let f = &sealed.footer;
+    let path = sealed.path.to_string_lossy();
+    let identity_hint = match f.cipher {
+        Cipher::Age => "age -d -i KEYDIR/age-identity.txt",
+        Cipher::Table => "callrec-verify --show --identity KEYDIR",
+    };
+    format!(
+        r#"#!/bin/sh
+# Verify a callrec sealed file by hand (format: docs/FORMAT.md). Needs GNU coreutils and
+# minisign. Set PUB to the sealer's trusted public key (seal.pub). Stops at the first failure.
+set -eu
+F={file}
+PUB=${{PUB:-seal.pub}}
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+u() {{ od -An -v --endian=little -t "u$1" -j "$2" -N "$1" "$F" | tr -d ' '; }}
+
+# 1. Footer: the last 40 bytes end with nSign "CRECSEAL", version 1.
+SIZE=$(stat -c %s "$F")                  # {size} for this file
+test "$(tail -c 8 "$F")" = CRECSEAL
+test "$(u 2 $((SIZE - 12)))" -eq 1
+M=$(u 8 $((SIZE - 40)))                  # nFileSizeOld (media length): {m}
+CHK=$(u 8 $((SIZE - 32)))                # lChecksum: {chk}
+T=$(u 4 $((SIZE - 24)))                  # text block length: {t}
+ML=$(u 4 $((SIZE - 20)))                 # manifest length: {ml}
+SL=$(u 4 $((SIZE - 16)))                 # signature length: {sl}
+test $((M + T + ML + SL + 40)) -eq "$SIZE"
+
+# 2. The document's lChecksum: the media bytes at i*(M/7), i = 1..6, summed.
+S=0
+if [ "$M" -gt 0 ]; then for i in 1 2 3 4 5 6; do S=$((S + $(u 1 $((i * (M / 7)))))); done; fi
+test "$S" -eq "$CHK"
+
+# 3. The document's check byte: the text bytes before it, summed modulo 256.
+tail -c +$((M + 1)) "$F" | head -c "$T" > "$D/text"
+test "$(head -c $((T - 1)) "$D/text" | od -An -v -t u1 | awk '{{for (i = 1; i <= NF; i++) s += $i}} END {{print s % 256}}')" \
+  -eq "$(tail -c 1 "$D/text" | od -An -t u1 | tr -d ' ')"
+
+# 4. The manifest's signature, by the trusted key ({key}).
+tail -c +$((M + T + 1)) "$F" | head -c "$ML" > "$D/manifest"
+tail -c +$((M + T + ML + 1)) "$F" | head -c "$SL" > "$D/manifest.minisig"
+test "$(head -n 1 "$D/manifest.minisig")" = "untrusted comment: {untrusted}"
+minisign -V -p "$PUB" -m "$D/manifest"
+field() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
+
+# 5. The footer agrees with the signed manifest.
+test "$(field media-size)" -eq "$M"
+test "$(field media-checksum)" -eq "$CHK"
+test "$(field text-size)" -eq "$T"
+test "$(field text-cipher)" = {cipher}
+
+# 6. The text block's and the media's SHA-256 equal the signed ones.
+test "$(sha256sum < "$D/text" | cut -d ' ' -f 1)" = "$(field text-sha256)"
+test "$(head -c "$M" "$F" | sha256sum | cut -d ' ' -f 1)" = "$(field media-sha256)"
+
+echo "verified: record $(field record-id), sequence $(field sequence), key $(field key-id)"
+# To read the text info: head -c $((T - 1)) "$D/text" | {identity_hint}
+"#,
+        file = shell_quote(&path),
+        size = f.footer_offset() + FOOTER_LEN,
+        m = f.media_len,
+        chk = f.checksum,
+        t = f.text_len,
+        ml = f.manifest_len,
+        sl = f.signature_len,
+        key = sealed
+            .manifest_bytes()
+            .ok()
+            .and_then(|m| Manifest::parse(&m).ok())
+            .map(|m| m.key_id)
+            .unwrap_or_else(|| "unknown".into()),
+        untrusted = UNTRUSTED_COMMENT,
+        cipher = f.cipher.name(),
+        identity_hint = identity_hint,
+    )
+}
