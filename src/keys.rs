@@ -257,7 +257,7 @@ pub fn read_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>, KeyEr
 /// The key that reads a record's text info.
 pub enum TextKey {
     Age(Vec<age::x25519::Identity>),
-    Table(SubstitutionTable),
+    Table(Box<SubstitutionTable>),
 }
 
 /// Load the key for `cipher` from a key file, or from a key directory (its `age-identity.txt`
@@ -271,7 +271,7 @@ pub fn load_text_key(path: &Path, cipher: format::Cipher) -> Result<TextKey, Key
     let bytes = read_secret(&file)?;
     match cipher {
         format::Cipher::Table => SubstitutionTable::from_bytes(&bytes)
-            .map(TextKey::Table)
+            .map(|t| TextKey::Table(Box::new(t)))
             .map_err(|reason| invalid(&file, reason)),
         format::Cipher::Age => {
             let text = std::str::from_utf8(&bytes)

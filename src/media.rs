@@ -40,7 +40,7 @@ pub fn probe(path: &Path, size: u64) -> MediaInfo {
     for stream in input.streams() {
         let params = stream.parameters();
         let medium = params.medium();
-        let codec = ffmpeg_next::codec::Id::from(params.id());
+        let codec = params.id();
         // SAFETY: `params` wraps a valid AVCodecParameters owned by `input` for this scope.
         let raw = unsafe { &*params.as_ptr() };
         let positive = |v: i32| u32::try_from(v).ok().filter(|&v| v > 0);

@@ -144,7 +144,7 @@ fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> 
         CipherArg::Table => {
             options.cipher = Cipher::Table;
             match keys::load_text_key(key_dir, Cipher::Table)? {
-                TextKey::Table(table) => options.table = Some(table),
+                TextKey::Table(table) => options.table = Some(*table),
                 TextKey::Age(_) => unreachable!("asked for a table"),
             }
         }

@@ -1,0 +1,256 @@
+//! Shared test harness: a fresh directory per test, the real built binaries, real tools.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde::Deserialize;
+
+/// A fresh temporary directory, removed when dropped.
+pub struct TestDir {
+    dir: tempfile::TempDir,
+}
+
+impl TestDir {
+    pub fn new() -> TestDir {
+        TestDir {
+            dir: tempfile::Builder::new()
+                .prefix("callrec-test-")
+                .tempdir()
+                .expect("temp dir"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    pub fn join(&self, name: impl AsRef<Path>) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write a file (creating parent directories).
+    pub fn write(&self, name: &str, bytes: impl AsRef<[u8]>) -> PathBuf {
+        let path = self.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, bytes).unwrap();
+        path
+    }
+
+    /// A command for one of our binaries, run in this directory with a clean environment.
+    pub fn cmd(&self, bin: &str) -> Command {
+        let exe = match bin {
+            "callrec-seal" => env!("CARGO_BIN_EXE_callrec-seal"),
+            "callrec-verify" => env!("CARGO_BIN_EXE_callrec-verify"),
+            other => panic!("unknown binary {other}"),
+        };
+        let mut cmd = Command::new(exe);
+        cmd.current_dir(self.path())
+            .env_remove("CALLREC_KEYDIR")
+            .env_remove("CALLREC_PUBKEY")
+            .env("HOME", self.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .stdin(Stdio::null());
+        cmd
+    }
+
+    /// `callrec-seal keygen -o NAME`; returns the key directory.
+    pub fn keygen(&self, name: &str) -> PathBuf {
+        run_ok(self.cmd("callrec-seal").args(["keygen", "-o", name]));
+        self.join(name)
+    }
+
+    /// Seal files with a key directory; returns the sealed paths printed on stdout.
+    pub fn seal(&self, keys: &str, args: &[&str]) -> Vec<PathBuf> {
+        let out = run_ok(self.cmd("callrec-seal").args(["-k", keys]).args(args));
+        lines(&out).into_iter().map(|l| self.join(l)).collect()
+    }
+
+    /// Make a media file with FFmpeg's lavfi sources.
+    pub fn ffmpeg(&self, name: &str, args: &[&str]) -> PathBuf {
+        let status = Command::new("ffmpeg")
+            .current_dir(self.path())
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .arg(name)
+            .status()
+            .expect("ffmpeg runs");
+        assert!(status.success(), "ffmpeg failed making {name}");
+        self.join(name)
+    }
+
+    /// A short mono WAV tone.
+    pub fn wav(&self, name: &str) -> PathBuf {
+        self.ffmpeg(
+            name,
+            &[
+                "-f",
+                "lavfi",
+                "-i",
+                "sine=frequency=440:duration=1:sample_rate=8000",
+                "-ac",
+                "1",
+            ],
+        )
+    }
+}
+
+/// Run, require exit 0, return the output.
+pub fn run_ok(cmd: &mut Command) -> Output {
+    let out = cmd.output().expect("command runs");
+    assert!(
+        out.status.success(),
+        "{cmd:?} failed with {}\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
+
+/// Run and return (exit code, stdout, stderr).
+pub fn run(cmd: &mut Command) -> (i32, String, String) {
+    let out = cmd.output().expect("command runs");
+    (
+        out.status.code().expect("exited normally"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Run with bytes on stdin.
+pub fn run_with_stdin(cmd: &mut Command, input: &[u8]) -> (i32, String, String) {
+    let mut child = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().expect("exited normally"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+pub fn lines(out: &Output) -> Vec<String> {
+    String::from_utf8(out.stdout.clone())
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+/// Run one of the real tools (minisign, age, sha256sum, ffprobe, sh).
+pub fn tool(name: &str, args: &[impl AsRef<OsStr>], dir: &Path) -> Output {
+    Command::new(name)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{name} must be installed (.ci/run installs it): {e}"))
+}
+
+/// `callrec-verify --json` output lines, parsed strictly: an unknown field fails the test, so
+/// the schema cannot drift unnoticed.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(dead_code)] // every field is listed to lock the schema, not all are read
+pub enum VerifyLine {
+    Verdict {
+        path: String,
+        status: String,
+        quick: bool,
+        check: Option<String>,
+        message: Option<String>,
+        record_id: Option<String>,
+        key_id: Option<String>,
+        sequence: Option<u64>,
+        sealed_at: Option<String>,
+    },
+    Chain {
+        status: String,
+        key_id: String,
+        message: String,
+        paths: Vec<String>,
+    },
+    Text {
+        path: String,
+        record: serde_json::Value,
+        line: Option<String>,
+    },
+    Summary {
+        verified: usize,
+        failed: usize,
+        errors: usize,
+        chain_issues: usize,
+    },
+}
+
+pub fn parse_verify_json(stdout: &str) -> Vec<VerifyLine> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// `callrec-seal --json` output lines, parsed strictly.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "kebab-case", deny_unknown_fields)]
+#[allow(dead_code)] // every field is listed to lock the schema, not all are read
+pub enum SealLine {
+    Sealed {
+        input: String,
+        output: String,
+        record_id: String,
+        sequence: u64,
+    },
+    AlreadySealed {
+        input: String,
+        output: String,
+    },
+    Error {
+        input: String,
+        message: String,
+    },
+    Summary {
+        sealed: usize,
+        already_sealed: usize,
+        failed: usize,
+    },
+}
+
+pub fn parse_seal_json(stdout: &str) -> Vec<SealLine> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("bad JSON line {l}: {e}")))
+        .collect()
+}
+
+/// The offsets of a sealed file's parts, read from its footer by hand (little-endian).
+pub struct Parts {
+    pub media_len: usize,
+    pub text: std::ops::Range<usize>,
+    pub manifest: std::ops::Range<usize>,
+    pub signature: std::ops::Range<usize>,
+    pub footer: std::ops::Range<usize>,
+}
+
+pub fn parts(bytes: &[u8]) -> Parts {
+    let f = &bytes[bytes.len() - 40..];
+    let u64_at = |i: usize| u64::from_le_bytes(f[i..i + 8].try_into().unwrap()) as usize;
+    let u32_at = |i: usize| u32::from_le_bytes(f[i..i + 4].try_into().unwrap()) as usize;
+    let m = u64_at(0);
+    let (t, ml, sl) = (u32_at(16), u32_at(20), u32_at(24));
+    Parts {
+        media_len: m,
+        text: m..m + t,
+        manifest: m + t..m + t + ml,
+        signature: m + t + ml..m + t + ml + sl,
+        footer: bytes.len() - 40..bytes.len(),
+    }
+}
