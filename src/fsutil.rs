@@ -9,6 +9,11 @@ use std::path::{Path, PathBuf};
 
 use tempfile::NamedTempFile;
 
+/// Read buffer for streaming media through SHA-256. Small enough to stay in the CPU's L2
+/// cache between the read and the hash: measured on the 2-core CI machine, 64 KiB hashes a
+/// cached 1 GiB file in 0.79 s where 128 KiB and up take 1.3 s (`scripts/bench-seal`).
+pub const IO_BUFFER: usize = 64 << 10;
+
 /// Prefix and suffix of every temporary file callrec creates.
 pub const TEMP_PREFIX: &str = ".callrec-";
 pub const TEMP_SUFFIX: &str = ".tmp";

@@ -8,6 +8,11 @@ use std::sync::Once;
 
 use crate::record::{MediaInfo, Stream};
 
+/// The demuxers a recording may use. Without this list FFmpeg may take arbitrary bytes for a
+/// text format (lyrics, subtitles) and read the whole file: 17 s for 1 GiB of random data.
+const CONTAINERS: &str =
+    "matroska,mov,wav,w64,ogg,flac,mp3,aac,avi,mpegts,mpeg,amr,caf,aiff,au,h264,hevc,mjpeg,alaw,mulaw,g722";
+
 /// Make FFmpeg quiet: the library must not write to the caller's stderr.
 pub fn init_ffmpeg() {
     static INIT: Once = Once::new();
@@ -29,7 +34,9 @@ pub fn probe(path: &Path, size: u64) -> MediaInfo {
         size,
         ..MediaInfo::default()
     };
-    let Ok(input) = ffmpeg_next::format::input(&path) else {
+    let mut options = ffmpeg_next::Dictionary::new();
+    options.set("format_whitelist", CONTAINERS);
+    let Ok(input) = ffmpeg_next::format::input_with_dictionary(&path, options) else {
         return info;
     };
     info.format = input.format().name().to_string();

@@ -115,7 +115,7 @@ pub fn sealed_name(media: &Path) -> PathBuf {
 /// Copy `len` bytes from `src` to `dst`, returning their SHA-256 and how many were copied.
 fn copy_hashing(mut src: impl Read, mut dst: impl Write) -> io::Result<([u8; 32], u64)> {
     let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
+    let mut buf = vec![0u8; fsutil::IO_BUFFER];
     let mut total = 0u64;
     loop {
         let n = match src.read(&mut buf) {

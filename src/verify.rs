@@ -16,7 +16,7 @@ use std::path::{Path, PathBuf};
 use sha2::{Digest, Sha256};
 
 use crate::format::{self, Cipher, Footer, Manifest, FOOTER_LEN, UNTRUSTED_COMMENT};
-use crate::fsutil::{PathContext, PathError};
+use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 
@@ -137,7 +137,7 @@ impl SealedFile {
     /// Stream the media bytes through SHA-256, copying them to `sink` if given.
     pub fn hash_media(&self, mut sink: Option<&mut dyn Write>) -> Result<[u8; 32], PathError> {
         let mut hasher = Sha256::new();
-        let mut buf = vec![0u8; 1 << 20];
+        let mut buf = vec![0u8; fsutil::IO_BUFFER];
         let mut offset = 0u64;
         while offset < self.footer.media_len {
             let want = buf.len().min((self.footer.media_len - offset) as usize);
