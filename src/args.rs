@@ -6,6 +6,90 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+/// A section of a tool's manual beyond its options: shown after `--help` and as its own
+/// section of the man page.
+pub struct Section {
+    pub title: &'static str,
+    pub lines: &'static [&'static str],
+}
+
+/// The sections as `--help` shows them.
+pub fn after_help(sections: &[Section]) -> String {
+    let mut text = String::new();
+    for section in sections {
+        text.push_str(section.title);
+        text.push_str(":\n");
+        for line in section.lines {
+            text.push_str("  ");
+            text.push_str(line);
+            text.push('\n');
+        }
+        text.push('\n');
+    }
+    text.trim_end().to_string()
+}
+
+const SEE_ALSO: &str = "callrec-capture(1), callrec-annotate(1), callrec-seal(1), callrec-verify(1), callrec-push(1), callrec-query(1), minisign(1), age(1)";
+
+pub const SEAL_SECTIONS: &[Section] = &[
+    Section {
+        title: "EXIT STATUS",
+        lines: &[
+            "0  every input sealed (or already sealed)",
+            "1  some input could not be sealed (each is reported on stderr)",
+            "2  usage error, or the keys could not be used",
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        lines: &[
+            "callrec-seal keygen -o ~/.config/callrec/keys",
+            "callrec-seal -o sealed/ call.wav",
+            "find spool -name '*.mkv' -print0 | callrec-seal -0 -o sealed/",
+            "callrec-seal --cipher table -o sealed/ spool/",
+        ],
+    },
+    Section {
+        title: "SEE ALSO",
+        lines: &[SEE_ALSO],
+    },
+];
+
+pub const VERIFY_SECTIONS: &[Section] = &[
+    Section {
+        title: "CHECKS",
+        lines: &[
+            "In order; each failure names its check:",
+            "footer, media-checksum, check-byte   the document's quick checks (--quick stops here)",
+            "manifest, signature                  the signed manifest, by a trusted key",
+            "text-sha256, media-sha256            the hashes of the text block and of the media",
+            "chain                                gaps and forks in each key's sequence across the files",
+        ],
+    },
+    Section {
+        title: "EXIT STATUS",
+        lines: &[
+            "0  every file verified",
+            "1  some file is proven bad, or the chain has a gap or a fork",
+            "2  nothing proven bad, but some file could not be checked (unreadable, no trusted key)",
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        lines: &[
+            "callrec-verify --pubkey seal.pub archive/",
+            "callrec-verify --quick call.sealed.wav",
+            "callrec-verify --explain call.sealed.wav > check.sh && PUB=seal.pub sh check.sh",
+            "callrec-verify --pubkey seal.pub --extract-media call.sealed.wav -o call.wav",
+            "callrec-verify --pubkey seal.pub --show --identity keys/ call.sealed.wav",
+        ],
+    },
+    Section {
+        title: "SEE ALSO",
+        lines: &[SEE_ALSO, "docs/FORMAT.md: the sealed file format"],
+    },
+];
+
 const KEYDIR_HELP: &str = "Key directory [default: $CALLREC_KEYDIR, else $XDG_CONFIG_HOME/callrec/keys, else ~/.config/callrec/keys]";
 
 /// How the text info is encoded inside a sealed file.
@@ -28,7 +112,7 @@ pub enum CipherArg {
     name = "callrec-seal",
     version,
     args_conflicts_with_subcommands = true,
-    after_help = "EXIT STATUS:\n  0  every input sealed (or already sealed)\n  1  some input could not be sealed (each is reported on stderr)\n  2  usage error, or the keys could not be used\n\nEXAMPLES:\n  callrec-seal keygen -o ~/.config/callrec/keys\n  callrec-seal -o sealed/ call.wav\n  find spool -name '*.mkv' -print0 | callrec-seal -0 -o sealed/\n  callrec-seal --cipher table -o sealed/ spool/\n\nSEE ALSO:\n  callrec-verify(1), callrec-capture(1), callrec-annotate(1), callrec-push(1), callrec-query(1)"
+    after_help = after_help(SEAL_SECTIONS)
 )]
 pub struct SealArgs {
     #[command(subcommand)]
@@ -94,7 +178,7 @@ pub struct KeygenArgs {
 #[command(
     name = "callrec-verify",
     version,
-    after_help = "CHECKS, in order:\n  footer, media-checksum, check-byte    the document's quick checks (--quick stops here)\n  manifest, signature                   the signed manifest, by a trusted key\n  text-sha256, media-sha256             the hashes of the text block and of the media\n  chain                                 gaps and forks in each key's sequence across the files\n\nEXIT STATUS:\n  0  every file verified\n  1  some file is proven bad, or the chain has a gap or a fork\n  2  nothing proven bad, but some file could not be checked (unreadable, no trusted key)\n\nEXAMPLES:\n  callrec-verify --pubkey seal.pub archive/\n  callrec-verify --quick call.sealed.wav\n  callrec-verify --explain call.sealed.wav > check.sh && PUB=seal.pub sh check.sh\n  callrec-verify --pubkey seal.pub --extract-media call.sealed.wav -o call.wav\n  callrec-verify --pubkey seal.pub --show --identity keys/ call.sealed.wav\n\nSEE ALSO:\n  callrec-seal(1), callrec-query(1), minisign(1), age(1), sha256sum(1)"
+    after_help = after_help(VERIFY_SECTIONS)
 )]
 pub struct VerifyArgs {
     /// Sealed files or directories

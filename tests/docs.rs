@@ -6,29 +6,68 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use callrec::args::{SealArgs, VerifyArgs};
+use callrec::args::{SealArgs, Section, VerifyArgs, SEAL_SECTIONS, VERIFY_SECTIONS};
 
-fn commands() -> Vec<clap::Command> {
-    vec![SealArgs::command(), VerifyArgs::command()]
+fn commands() -> Vec<(clap::Command, &'static [Section])> {
+    vec![
+        (SealArgs::command(), SEAL_SECTIONS),
+        (VerifyArgs::command(), VERIFY_SECTIONS),
+    ]
+}
+
+/// Escape a line for roff.
+fn roff(line: &str) -> String {
+    let escaped = line.replace('\\', "\\e").replace('-', "\\-");
+    if escaped.starts_with('.') || escaped.starts_with('\'') {
+        format!("\\&{escaped}")
+    } else {
+        escaped
+    }
+}
+
+/// A man page: clap_mangen's sections, with the tool's own sections in place of "EXTRA".
+fn man_page(cmd: clap::Command, sections: &[Section]) -> Vec<u8> {
+    let has_subcommands = cmd.has_subcommands();
+    let has_version = cmd.get_version().is_some();
+    let man = clap_mangen::Man::new(cmd);
+    let mut page = Vec::new();
+    man.render_title(&mut page).unwrap();
+    man.render_name_section(&mut page).unwrap();
+    man.render_synopsis_section(&mut page).unwrap();
+    man.render_description_section(&mut page).unwrap();
+    man.render_options_section(&mut page).unwrap();
+    if has_subcommands {
+        man.render_subcommands_section(&mut page).unwrap();
+    }
+    for section in sections {
+        page.extend_from_slice(format!(".SH \"{}\"\n.nf\n", section.title).as_bytes());
+        for line in section.lines {
+            page.extend_from_slice(roff(line).as_bytes());
+            page.push(b'\n');
+        }
+        page.extend_from_slice(b".fi\n");
+    }
+    if has_version {
+        man.render_version_section(&mut page).unwrap();
+    }
+    page
 }
 
 /// Every generated file: (path relative to the package, content).
 fn generated() -> Vec<(PathBuf, Vec<u8>)> {
     let mut files = Vec::new();
-    for cmd in commands() {
+    for (cmd, sections) in commands() {
         let name = cmd.get_name().to_string();
-        let mut page = Vec::new();
-        clap_mangen::Man::new(cmd.clone())
-            .render(&mut page)
-            .unwrap();
-        files.push((PathBuf::from(format!("man/{name}.1")), page));
+        files.push((
+            PathBuf::from(format!("man/{name}.1")),
+            man_page(cmd.clone(), sections),
+        ));
         for sub in cmd.get_subcommands() {
             let sub_name = format!("{name}-{}", sub.get_name());
-            let mut page = Vec::new();
-            clap_mangen::Man::new(sub.clone().name(sub_name.clone()))
-                .render(&mut page)
-                .unwrap();
-            files.push((PathBuf::from(format!("man/{sub_name}.1")), page));
+            files.push((
+                PathBuf::from(format!("man/{sub_name}.1")),
+                man_page(sub.clone().name(sub_name.clone()), &[]),
+            ));
         }
         for (shell, file) in [
             (Shell::Bash, format!("{name}.bash")),
@@ -45,7 +84,7 @@ fn generated() -> Vec<(PathBuf, Vec<u8>)> {
 
 #[test]
 fn clap_definitions_are_consistent() {
-    for cmd in commands() {
+    for (cmd, _) in commands() {
         cmd.debug_assert();
     }
 }
