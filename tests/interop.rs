@@ -183,9 +183,10 @@ fn ffprobe_reads_sealed_audio_and_video() {
             "flac",
         ],
     );
-    let sealed = t.seal("keys", &["call.wav", "call.mkv"]);
-    assert_eq!(ffprobe_streams(t.path(), &sealed[0]).trim(), "audio");
-    let mut kinds: Vec<String> = ffprobe_streams(t.path(), &sealed[1])
+    t.seal("keys", &["call.wav", "call.mkv"]);
+    let (audio, video) = (t.join("call.sealed.wav"), t.join("call.sealed.mkv"));
+    assert_eq!(ffprobe_streams(t.path(), &audio).trim(), "audio");
+    let mut kinds: Vec<String> = ffprobe_streams(t.path(), &video)
         .lines()
         .map(str::to_string)
         .collect();
@@ -195,7 +196,7 @@ fn ffprobe_reads_sealed_audio_and_video() {
     let out = run_ok(
         t.cmd("callrec-verify")
             .args(["--json", "-p", "keys", "--show", "--identity", "keys"])
-            .arg(&sealed[1]),
+            .arg(&video),
     );
     let text: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(text["record"]["media"]["format"], "matroska,webm");
