@@ -8,6 +8,7 @@
 //! see [`Record::to_line`] and [`Record::from_line`].
 
 use std::fmt;
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
@@ -475,12 +476,10 @@ pub struct RecordFiles {
 impl RecordFiles {
     /// Resolve a path naming either the media file or its sidecar.
     pub fn resolve(path: &Path) -> RecordFiles {
-        let text = path.as_os_str().as_encoded_bytes();
+        let text = path.as_os_str().as_bytes();
         if let Some(stem) = text.strip_suffix(SIDECAR_SUFFIX.as_bytes()) {
-            // SAFETY: stripping an ASCII suffix from encoded bytes leaves valid encoded bytes.
-            let media = unsafe { std::ffi::OsStr::from_encoded_bytes_unchecked(stem) };
             return RecordFiles {
-                media: PathBuf::from(media),
+                media: PathBuf::from(std::ffi::OsStr::from_bytes(stem)),
                 sidecar: Some(path.to_path_buf()),
             };
         }
@@ -494,7 +493,7 @@ impl RecordFiles {
     /// Is this path a sidecar (so a directory walk should not treat it as media)?
     pub fn is_sidecar(path: &Path) -> bool {
         path.as_os_str()
-            .as_encoded_bytes()
+            .as_bytes()
             .ends_with(SIDECAR_SUFFIX.as_bytes())
     }
 }

@@ -131,18 +131,16 @@ fn copy_hashing(mut src: impl Read, mut dst: impl Write) -> io::Result<([u8; 32]
     Ok((hasher.finalize().into(), total))
 }
 
-/// A record for a media file with no sidecar: its media facts only. The id is the file's
-/// modification time and the start of its SHA-256, so the same file always gets the same id.
-fn minimal_record(media: &Path, meta: &fs::Metadata, media_sha256: &[u8; 32]) -> Record {
+/// The id of a media file with no sidecar: its modification time and the start of its
+/// SHA-256, so the same file always gets the same id.
+fn bare_media_id(meta: &fs::Metadata, media_sha256: &[u8; 32]) -> RecordId {
     let modified: DateTime<Utc> = meta
         .modified()
         .map(DateTime::from)
         .unwrap_or(DateTime::UNIX_EPOCH);
     let mut suffix = [0u8; 6];
     suffix.copy_from_slice(&media_sha256[..6]);
-    let mut record = Record::new(RecordId::generate(modified, suffix));
-    record.media = Some(media::probe(media, meta.len()));
-    record
+    RecordId::generate(modified, suffix)
 }
 
 fn encode_text(plain: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError> {
@@ -211,37 +209,76 @@ pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutco
         Some(dir) => dir.join(sealed_name(media_path)),
         None => media_path.with_file_name(sealed_name(media_path)),
     };
+    let source = Source {
+        path: media_path,
+        file: source,
+        meta,
+        record: sidecar_record,
+    };
+    let outcome = if output.exists() {
+        already_sealed(source, output)?
+    } else {
+        write_sealed(source, output, key, opts)?
+    };
+    if opts.remove_source {
+        remove_source(&files, outcome.sealed_path(), key)?;
+    }
+    Ok(outcome)
+}
+
+/// The input being sealed.
+struct Source<'a> {
+    path: &'a Path,
+    file: File,
+    meta: fs::Metadata,
+    /// From the sidecar, if there is one.
+    record: Option<Record>,
+}
+
+/// The output exists: it is this record already sealed (a re-run), or a conflict.
+fn already_sealed(source: Source, output: PathBuf) -> Result<SealOutcome, SealError> {
+    let (media_sha256, _) =
+        copy_hashing(&source.file, io::sink()).at("cannot read", source.path)?;
+    let record_id = match source.record {
+        Some(record) => record.id,
+        None => bare_media_id(&source.meta, &media_sha256),
+    };
+    if seals_same(&output, &record_id, &media_sha256) {
+        Ok(SealOutcome::OutputExists { output, record_id })
+    } else {
+        Err(SealError::Conflict { output })
+    }
+}
+
+fn write_sealed(
+    source: Source,
+    output: PathBuf,
+    key: &SealKey,
+    opts: &SealOptions,
+) -> Result<SealOutcome, SealError> {
+    let media_path = source.path;
     let out_dir = fsutil::parent_dir(&output);
     let mut temp = fsutil::temp_in(out_dir).at("cannot create a file in", out_dir)?;
     // The sealed file is as readable as its source was.
     temp.as_file()
-        .set_permissions(meta.permissions())
+        .set_permissions(source.meta.permissions())
         .at("cannot set permissions on", temp.path())?;
     let (media_sha256, media_len) =
-        copy_hashing(&source, &mut temp).at("cannot copy", media_path)?;
-    if media_len != meta.len() {
+        copy_hashing(&source.file, &mut temp).at("cannot copy", media_path)?;
+    if media_len != source.meta.len() {
         return Err(SealError::MediaChanged {
-            path: media_path.clone(),
+            path: media_path.to_path_buf(),
         });
     }
     let checksum =
         format::quick_checksum(temp.as_file(), media_len).at("cannot read back", temp.path())?;
 
-    let mut record = match sidecar_record {
+    let mut record = match source.record {
         Some(record) => record,
-        None => minimal_record(media_path, &meta, &media_sha256),
+        None => Record::new(bare_media_id(&source.meta, &media_sha256)),
     };
     if record.media.is_none() {
         record.media = Some(media::probe(media_path, media_len));
-    }
-    if output.exists() {
-        if seals_same(&output, &record.id, &media_sha256) {
-            return Ok(SealOutcome::OutputExists {
-                output,
-                record_id: record.id,
-            });
-        }
-        return Err(SealError::Conflict { output });
     }
 
     let mut text = encode_text(&record.to_json(), opts)?;
@@ -250,7 +287,7 @@ pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutco
         .ok()
         .filter(|&n| n <= format::TEXT_MAX)
         .ok_or(SealError::TextTooLarge {
-            path: input.to_path_buf(),
+            path: media_path.to_path_buf(),
             size: text.len(),
             max: format::TEXT_MAX,
         })?;
@@ -308,27 +345,31 @@ pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutco
             });
         }
     }
-    drop(chain);
-
-    if opts.remove_source {
-        let sealed = SealedFile::open(&output).map_err(|source| SealError::Unverified {
-            output: output.clone(),
-            source,
-        })?;
-        verify::full(&sealed, &key.trusted(), None).map_err(|source| SealError::Unverified {
-            output: output.clone(),
-            source,
-        })?;
-        fs::remove_file(media_path).at("cannot remove", media_path)?;
-        if let Some(sidecar) = &files.sidecar {
-            fs::remove_file(sidecar).at("cannot remove", sidecar)?;
-        }
-    }
     Ok(SealOutcome::Sealed {
         output,
         record_id: record.id,
         sequence: link.sequence,
     })
+}
+
+/// Remove the media and sidecar, but only once `sealed` passes a full verification.
+fn remove_source(files: &RecordFiles, sealed: &Path, key: &SealKey) -> Result<(), SealError> {
+    if sealed == files.media {
+        return Ok(()); // the input was the sealed file itself
+    }
+    let unverified = |source| SealError::Unverified {
+        output: sealed.to_path_buf(),
+        source,
+    };
+    let file = SealedFile::open(sealed).map_err(unverified)?;
+    verify::full(&file, &key.trusted(), None).map_err(unverified)?;
+    // Media first: a crash in between leaves a sidecar without media, never media that a
+    // later run would seal again under a bare-media record.
+    fs::remove_file(&files.media).at("cannot remove", &files.media)?;
+    if let Some(sidecar) = &files.sidecar {
+        fs::remove_file(sidecar).at("cannot remove", sidecar)?;
+    }
+    Ok(())
 }
 
 fn truncate_to_seconds(t: DateTime<Utc>) -> DateTime<Utc> {

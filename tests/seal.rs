@@ -310,3 +310,22 @@ fn a_crash_around_the_rename_neither_reuses_nor_skips_a_sequence() {
         .collect();
     assert_eq!(sequences, [1, 2, 3]);
 }
+
+#[test]
+fn remove_source_on_a_rerun_removes_what_an_earlier_run_sealed() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    t.write("ev.bin", "evidence");
+    // As if an earlier run was killed after sealing but before removing its input.
+    t.seal("keys", &["ev.bin"]);
+    let out = run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "--remove-source", "ev.bin"]),
+    );
+    assert_eq!(lines(&out), ["ev.sealed.bin"]);
+    assert!(!t.join("ev.bin").exists());
+    run_ok(
+        t.cmd("callrec-verify")
+            .args(["-p", "keys", "ev.sealed.bin"]),
+    );
+}
