@@ -8,4 +8,5 @@ mod parsers;
 mod record;
 mod seal;
 mod util;
+mod vectors;
 mod verify;
