@@ -20,5 +20,6 @@ pub mod keys;
 pub mod media;
 pub mod record;
 pub mod seal;
+pub mod validate;
 pub mod verify;
 pub mod vocab;

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, NaiveDate, NaiveDateTime, NaiveTime, TimeZone, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::vocab;
+use crate::vocab::{Kind, Vocabulary};
 
 /// Version of the record JSON schema written by this build.
 pub const SCHEMA: u32 = 1;
@@ -146,9 +146,9 @@ pub struct Operator {
 #[serde(deny_unknown_fields, default)]
 pub struct Call {
     pub customer_name: String,
-    /// Role label of the person called (see [`vocab::ROLES`]).
+    /// Role label of the person called (see [`Vocabulary`]).
     pub role: String,
-    /// Business type label (see [`vocab::BUSINESS_TYPES`]).
+    /// Business type label (see [`Vocabulary`]).
     pub business_type: String,
     /// Account or card number.
     pub account: String,
@@ -156,7 +156,7 @@ pub struct Call {
     pub credit_code: String,
     /// Personal ID number.
     pub id_number: String,
-    /// Verification result code 1-7 (see [`vocab::RESULTS`]).
+    /// Verification result code 1-7 (see [`Vocabulary`]).
     pub result: Option<u8>,
     pub remark: String,
 }
@@ -340,13 +340,13 @@ impl Record {
     /// time in the call's own UTC offset, zero-padded (`2018年12月25日`, `10时12分20秒`); field
     /// 16 is the result's label, then `。` and the remark when there is one. A value holding
     /// `|` or a control character is refused, never escaped, so a line always parses back.
-    pub fn to_line(&self) -> Result<String, LineError> {
+    pub fn to_line(&self, vocab: &Vocabulary) -> Result<String, LineError> {
         let result = match self
             .call
             .result
-            .and_then(|c| vocab::by_code(vocab::RESULTS, c))
+            .and_then(|c| vocab.by_code(Kind::Result, c))
         {
-            Some(term) if self.call.remark.is_empty() => term.label.to_string(),
+            Some(term) if self.call.remark.is_empty() => term.label.clone(),
             Some(term) => format!("{}{RESULT_SEPARATOR}{}", term.label, self.call.remark),
             None => self.call.remark.clone(),
         };
@@ -386,7 +386,12 @@ impl Record {
 
     /// Parse the document's figure 3C line into a record with the given id. The line's date
     /// and time are read in `offset` (the document's are China Standard Time, UTC+8).
-    pub fn from_line(id: RecordId, line: &str, offset: FixedOffset) -> Result<Record, LineError> {
+    pub fn from_line(
+        id: RecordId,
+        line: &str,
+        offset: FixedOffset,
+        vocab: &Vocabulary,
+    ) -> Result<Record, LineError> {
         let fields: Vec<&str> = line.split('|').collect();
         if fields.len() != LINE_FIELDS.len() {
             return Err(LineError::FieldCount(fields.len()));
@@ -421,7 +426,7 @@ impl Record {
                 )
             }
         };
-        let (result, remark) = split_result(fields[15]);
+        let (result, remark) = split_result(fields[15], vocab);
         let mut record = Record::new(id);
         record.collection_flag = fields[0].to_string();
         record.call.business_type = fields[2].to_string();
@@ -445,12 +450,12 @@ impl Record {
 
 /// Split the line's last field into a result code and the remark. A field that does not start
 /// with a known result label is all remark.
-fn split_result(field: &str) -> (Option<u8>, String) {
+fn split_result(field: &str, vocab: &Vocabulary) -> (Option<u8>, String) {
     let (label, remark) = match field.split_once(RESULT_SEPARATOR) {
         Some((label, remark)) => (label, remark),
         None => (field, ""),
     };
-    match vocab::by_label(vocab::RESULTS, label) {
+    match vocab.by_label(Kind::Result, label) {
         // "核实成功。" with an empty remark would render back without the separator.
         Some(term) if !(remark.is_empty() && field.ends_with(RESULT_SEPARATOR)) => {
             (Some(term.code), remark.to_string())

@@ -1,85 +1,228 @@
-//! The document's vocabulary: roles of the person called, business types and verification
-//! results (figure 7 of the source document), with Chinese labels as the document prints them
-//! and English equivalents.
+//! The vocabulary: roles of the person called, business types and verification results.
 //!
-//! Records store the Chinese label (it is what the figure 3C line carries); codes are the stable
-//! numbers used on the command line and in queries.
+//! The built-in terms are the source document's (figure 7), with Chinese labels as the
+//! document prints them and English equivalents. A configuration file can extend or replace
+//! them for another institution (see [`Vocabulary::load`]). Records store the label (it is what
+//! the figure 3C line carries); codes are what operators type.
 
-/// One term of a vocabulary: a code, the document's label and an English equivalent.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// One term: a code, its label and an English equivalent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Term {
     pub code: u8,
-    pub label: &'static str,
-    pub english: &'static str,
+    pub label: String,
+    #[serde(default)]
+    pub english: String,
 }
 
-const fn term(code: u8, label: &'static str, english: &'static str) -> Term {
-    Term {
-        code,
-        label,
-        english,
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Vocabulary {
+    pub roles: Vec<Term>,
+    pub business_types: Vec<Term>,
+    pub results: Vec<Term>,
+}
+
+fn terms(list: &[(u8, &str, &str)]) -> Vec<Term> {
+    list.iter()
+        .map(|&(code, label, english)| Term {
+            code,
+            label: label.to_string(),
+            english: english.to_string(),
+        })
+        .collect()
+}
+
+/// A vocabulary configuration file. `mode` is `extend` (the default: terms are added to the
+/// built-in ones, replacing any with the same code) or `replace` (the lists given replace the
+/// built-in lists; lists not given stay built-in).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct VocabularyFile {
+    #[serde(default)]
+    mode: Mode,
+    #[serde(default)]
+    roles: Option<Vec<Term>>,
+    #[serde(default)]
+    business_types: Option<Vec<Term>>,
+    #[serde(default)]
+    results: Option<Vec<Term>>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum Mode {
+    #[default]
+    Extend,
+    Replace,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("vocabulary file {path:?}: {reason}")]
+pub struct VocabularyError {
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// Which list a term belongs to, for messages and lookups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Role,
+    BusinessType,
+    Result,
+}
+
+impl Vocabulary {
+    /// The source document's terms.
+    pub fn builtin() -> Vocabulary {
+        Vocabulary {
+            roles: terms(&[
+                (
+                    1,
+                    "法定代表人/单位负责人",
+                    "legal representative / unit head",
+                ),
+                (2, "财务负责人", "finance head"),
+                (3, "财务人员", "finance staff"),
+                (4, "对账人员", "reconciliation staff"),
+                (5, "其他人员", "other"),
+            ]),
+            business_types: terms(&[
+                (1, "大额支付", "large-value payment"),
+                (2, "对公账户", "corporate account"),
+                (3, "对私业务", "personal business"),
+                (4, "银企对账", "bank-enterprise reconciliation"),
+                (5, "其他", "other"),
+            ]),
+            results: terms(&[
+                (1, "核实成功", "success"),
+                (
+                    2,
+                    "核实失败,电话号码不存在或空号",
+                    "failed: number does not exist or is vacant",
+                ),
+                (
+                    3,
+                    "核实失败,电话长时间占线或关机",
+                    "failed: line busy or phone off for a long time",
+                ),
+                (
+                    4,
+                    "核实失败,电话长时间无人接听",
+                    "failed: no answer for a long time",
+                ),
+                (
+                    5,
+                    "核实失败,电话号码不符或联系人已变更",
+                    "failed: number wrong or contact changed",
+                ),
+                (
+                    6,
+                    "核实失败,对方称对业务不知晓",
+                    "failed: the party knows nothing of the business",
+                ),
+                (7, "核实失败,其他原因", "failed: other reason"),
+            ]),
+        }
     }
-}
 
-/// Role of the person called.
-pub const ROLES: &[Term] = &[
-    term(
-        1,
-        "法定代表人/单位负责人",
-        "legal representative / unit head",
-    ),
-    term(2, "财务负责人", "finance head"),
-    term(3, "财务人员", "finance staff"),
-    term(4, "对账人员", "reconciliation staff"),
-    term(5, "其他人员", "other"),
-];
+    /// The default configuration file: `$CALLREC_VOCABULARY`, else
+    /// `$XDG_CONFIG_HOME/callrec/vocabulary.json`, else `~/.config/callrec/vocabulary.json`.
+    pub fn default_path() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os("CALLREC_VOCABULARY").filter(|p| !p.is_empty()) {
+            return Some(PathBuf::from(p));
+        }
+        std::env::var_os("XDG_CONFIG_HOME")
+            .filter(|d| !d.is_empty())
+            .map(PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
+            .map(|d| d.join("callrec").join("vocabulary.json"))
+    }
 
-/// Business type of the call.
-pub const BUSINESS_TYPES: &[Term] = &[
-    term(1, "大额支付", "large-value payment"),
-    term(2, "对公账户", "corporate account"),
-    term(3, "对私业务", "personal business"),
-    term(4, "银企对账", "bank-enterprise reconciliation"),
-    term(5, "其他", "other"),
-];
+    /// The built-in vocabulary, changed by the file at `path` if it exists (or, for an
+    /// explicitly named file, if `required`).
+    pub fn load(path: Option<&Path>, required: bool) -> Result<Vocabulary, VocabularyError> {
+        let mut vocab = Vocabulary::builtin();
+        let Some(path) = path else {
+            return Ok(vocab);
+        };
+        let error = |reason: String| VocabularyError {
+            path: path.to_path_buf(),
+            reason,
+        };
+        let bytes = match std::fs::read(path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(vocab),
+            Err(e) => return Err(error(e.to_string())),
+        };
+        let file: VocabularyFile =
+            serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
+        for (list, given) in [
+            (&mut vocab.roles, file.roles),
+            (&mut vocab.business_types, file.business_types),
+            (&mut vocab.results, file.results),
+        ] {
+            let Some(given) = given else { continue };
+            match file.mode {
+                Mode::Replace => *list = given,
+                Mode::Extend => {
+                    for term in given {
+                        list.retain(|t| t.code != term.code);
+                        list.push(term);
+                    }
+                    list.sort_by_key(|t| t.code);
+                }
+            }
+        }
+        for (name, list) in [
+            ("roles", &vocab.roles),
+            ("business_types", &vocab.business_types),
+            ("results", &vocab.results),
+        ] {
+            for term in list {
+                if term.label.is_empty()
+                    || term.label.contains('|')
+                    || term.label.chars().any(char::is_control)
+                {
+                    return Err(error(format!(
+                        "{name}: the label of code {} is empty or holds '|' or a control character",
+                        term.code
+                    )));
+                }
+            }
+        }
+        Ok(vocab)
+    }
 
-/// Verification result codes 1-7.
-pub const RESULTS: &[Term] = &[
-    term(1, "核实成功", "success"),
-    term(
-        2,
-        "核实失败,电话号码不存在或空号",
-        "failed: number does not exist or is vacant",
-    ),
-    term(
-        3,
-        "核实失败,电话长时间占线或关机",
-        "failed: line busy or phone off for a long time",
-    ),
-    term(
-        4,
-        "核实失败,电话长时间无人接听",
-        "failed: no answer for a long time",
-    ),
-    term(
-        5,
-        "核实失败,电话号码不符或联系人已变更",
-        "failed: number wrong or contact changed",
-    ),
-    term(
-        6,
-        "核实失败,对方称对业务不知晓",
-        "failed: the party knows nothing of the business",
-    ),
-    term(7, "核实失败,其他原因", "failed: other reason"),
-];
+    pub fn list(&self, kind: Kind) -> &[Term] {
+        match kind {
+            Kind::Role => &self.roles,
+            Kind::BusinessType => &self.business_types,
+            Kind::Result => &self.results,
+        }
+    }
 
-/// The term with this code.
-pub fn by_code(terms: &[Term], code: u8) -> Option<&Term> {
-    terms.iter().find(|t| t.code == code)
-}
+    pub fn by_code(&self, kind: Kind, code: u8) -> Option<&Term> {
+        self.list(kind).iter().find(|t| t.code == code)
+    }
 
-/// The term whose label is exactly `label`.
-pub fn by_label<'a>(terms: &'a [Term], label: &str) -> Option<&'a Term> {
-    terms.iter().find(|t| t.label == label)
+    pub fn by_label(&self, kind: Kind, label: &str) -> Option<&Term> {
+        self.list(kind).iter().find(|t| t.label == label)
+    }
+
+    /// A term named by its code, its label or its English equivalent.
+    pub fn find(&self, kind: Kind, value: &str) -> Option<&Term> {
+        let value = value.trim();
+        match value.parse::<u8>() {
+            Ok(code) => self.by_code(kind, code),
+            Err(_) => self
+                .list(kind)
+                .iter()
+                .find(|t| t.label == value || t.english.eq_ignore_ascii_case(value)),
+        }
+    }
 }

@@ -3,6 +3,11 @@
 use std::path::{Path, PathBuf};
 
 use callrec::record::{china_standard_time, LineError, Record, RecordFiles, RecordId};
+use callrec::vocab::Vocabulary;
+
+fn vocab() -> Vocabulary {
+    Vocabulary::builtin()
+}
 
 /// The line of the source document's figure 3C, byte for byte.
 const FIGURE_3C: &str = "01|1573890531|大额核实|0068|大旺路分理处|13321150748|李霞|财务人员|2018年12月25日|10时12分20秒|8803880203|911101140924495254|110108197712281810|32150100100065711|130002|核实成功。(因李静产假,现整改2016年8月2日122.1万大额补核实。)";
@@ -13,7 +18,7 @@ fn id() -> RecordId {
 
 #[test]
 fn figure_3c_line_parses_and_renders_back_exactly() {
-    let record = Record::from_line(id(), FIGURE_3C, china_standard_time()).unwrap();
+    let record = Record::from_line(id(), FIGURE_3C, china_standard_time(), &vocab()).unwrap();
     assert_eq!(record.collection_flag, "01");
     assert_eq!(record.times.annotated_at.unwrap().timestamp(), 1573890531);
     assert_eq!(record.call.business_type, "大额核实");
@@ -36,12 +41,12 @@ fn figure_3c_line_parses_and_renders_back_exactly() {
         record.call.remark,
         "(因李静产假,现整改2016年8月2日122.1万大额补核实。)"
     );
-    assert_eq!(record.to_line().unwrap(), FIGURE_3C);
+    assert_eq!(record.to_line(&vocab()).unwrap(), FIGURE_3C);
 }
 
 #[test]
 fn json_round_trips_and_is_versioned() {
-    let record = Record::from_line(id(), FIGURE_3C, china_standard_time()).unwrap();
+    let record = Record::from_line(id(), FIGURE_3C, china_standard_time(), &vocab()).unwrap();
     let json = record.to_json();
     let back = Record::from_json(&json, Path::new("r.json")).unwrap();
     assert_eq!(back, record);
@@ -63,7 +68,7 @@ fn line_refuses_values_that_would_break_it() {
         let mut record = Record::new(id());
         record.call.customer_name = bad.to_string();
         assert_eq!(
-            record.to_line(),
+            record.to_line(&vocab()),
             Err(LineError::Unrepresentable {
                 field: "customer_name"
             }),
@@ -76,24 +81,24 @@ fn line_refuses_values_that_would_break_it() {
 fn line_parse_errors_name_the_field() {
     let short = "01|2|3";
     assert_eq!(
-        Record::from_line(id(), short, china_standard_time()).unwrap_err(),
+        Record::from_line(id(), short, china_standard_time(), &vocab()).unwrap_err(),
         LineError::FieldCount(3)
     );
     let bad_date = FIGURE_3C.replace("2018年12月25日", "2018-12-25");
-    let err = Record::from_line(id(), &bad_date, china_standard_time()).unwrap_err();
+    let err = Record::from_line(id(), &bad_date, china_standard_time(), &vocab()).unwrap_err();
     assert!(err.to_string().contains("call_date"), "{err}");
     let bad_time = FIGURE_3C.replace("1573890531", "soon");
-    let err = Record::from_line(id(), &bad_time, china_standard_time()).unwrap_err();
+    let err = Record::from_line(id(), &bad_time, china_standard_time(), &vocab()).unwrap_err();
     assert!(err.to_string().contains("annotated_at"), "{err}");
 }
 
 #[test]
 fn unknown_result_label_stays_remark() {
     let line = FIGURE_3C.replace("核实成功。", "待定。");
-    let record = Record::from_line(id(), &line, china_standard_time()).unwrap();
+    let record = Record::from_line(id(), &line, china_standard_time(), &vocab()).unwrap();
     assert_eq!(record.call.result, None);
     assert!(record.call.remark.starts_with("待定。"));
-    assert_eq!(record.to_line().unwrap(), line);
+    assert_eq!(record.to_line(&vocab()).unwrap(), line);
 }
 
 #[test]

@@ -8,5 +8,6 @@ mod parsers;
 mod record;
 mod seal;
 mod util;
+mod validate;
 mod vectors;
 mod verify;

@@ -164,7 +164,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
     check(file, args, trusted, None)?;
     let sealed = SealedFile::open(file)?;
     let record = verify::read_text(&sealed, identity)?;
-    let line = record.to_line().ok();
+    let line = record.to_line(&callrec::vocab::Vocabulary::builtin()).ok();
     let mut stdout = io::stdout().lock();
     if args.json {
         stdout.write_all(&cli::json_line(&Wire::Text {
