@@ -11,6 +11,7 @@
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
 
+pub mod annotate;
 pub mod args;
 pub mod chain;
 pub mod cli;

@@ -56,6 +56,23 @@ impl RecordId {
         ))
     }
 
+    /// The id of a media file that has no sidecar: its modification time and the start of
+    /// its SHA-256, so the same file always gets the same id.
+    pub fn for_bare_media(meta: &std::fs::Metadata, media_sha256: &[u8; 32]) -> RecordId {
+        let modified: DateTime<Utc> = meta
+            .modified()
+            .map(DateTime::from)
+            .unwrap_or(DateTime::UNIX_EPOCH);
+        let mut suffix = [0u8; 6];
+        suffix.copy_from_slice(&media_sha256[..6]);
+        RecordId::generate(modified, suffix)
+    }
+
+    /// A new id for a record made now (a capture, a correction): the time and 48 random bits.
+    pub fn new_random(now: DateTime<Utc>) -> RecordId {
+        RecordId::generate(now, rand::random())
+    }
+
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -107,6 +124,19 @@ pub struct Record {
     /// Facts about the media file; `None` until known.
     #[serde(default)]
     pub media: Option<MediaInfo>,
+    /// For a correction: the sealed record it corrects. A correction holds the whole record as
+    /// corrected and no media of its own.
+    #[serde(default)]
+    pub corrects: Option<Correction>,
+}
+
+/// The sealed record a correction corrects, named so that no other seal can stand in for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Correction {
+    pub record_id: RecordId,
+    /// SHA-256 of the original's manifest, 64 hex digits.
+    pub manifest_sha256: String,
 }
 
 /// The phone's remark (first remark info): the call's number and the phone's identity.
@@ -298,6 +328,7 @@ impl Record {
             terminal: Terminal::default(),
             times: Times::default(),
             media: None,
+            corrects: None,
         }
     }
 

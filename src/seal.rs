@@ -6,7 +6,7 @@
 //! `remove_source`) only after the output has passed a full verification.
 
 use std::fs::{self, File};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -112,37 +112,6 @@ pub fn sealed_name(media: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// Copy `len` bytes from `src` to `dst`, returning their SHA-256 and how many were copied.
-fn copy_hashing(mut src: impl Read, mut dst: impl Write) -> io::Result<([u8; 32], u64)> {
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; fsutil::IO_BUFFER];
-    let mut total = 0u64;
-    loop {
-        let n = match src.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        hasher.update(&buf[..n]);
-        dst.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-    Ok((hasher.finalize().into(), total))
-}
-
-/// The id of a media file with no sidecar: its modification time and the start of its
-/// SHA-256, so the same file always gets the same id.
-fn bare_media_id(meta: &fs::Metadata, media_sha256: &[u8; 32]) -> RecordId {
-    let modified: DateTime<Utc> = meta
-        .modified()
-        .map(DateTime::from)
-        .unwrap_or(DateTime::UNIX_EPOCH);
-    let mut suffix = [0u8; 6];
-    suffix.copy_from_slice(&media_sha256[..6]);
-    RecordId::generate(modified, suffix)
-}
-
 fn encode_text(plain: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError> {
     match opts.cipher {
         Cipher::Table => Ok(opts
@@ -238,10 +207,10 @@ struct Source<'a> {
 /// The output exists: it is this record already sealed (a re-run), or a conflict.
 fn already_sealed(source: Source, output: PathBuf) -> Result<SealOutcome, SealError> {
     let (media_sha256, _) =
-        copy_hashing(&source.file, io::sink()).at("cannot read", source.path)?;
+        fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", source.path)?;
     let record_id = match source.record {
         Some(record) => record.id,
-        None => bare_media_id(&source.meta, &media_sha256),
+        None => RecordId::for_bare_media(&source.meta, &media_sha256),
     };
     if seals_same(&output, &record_id, &media_sha256) {
         Ok(SealOutcome::OutputExists { output, record_id })
@@ -264,7 +233,7 @@ fn write_sealed(
         .set_permissions(source.meta.permissions())
         .at("cannot set permissions on", temp.path())?;
     let (media_sha256, media_len) =
-        copy_hashing(&source.file, &mut temp).at("cannot copy", media_path)?;
+        fsutil::copy_hashing(&source.file, &mut temp).at("cannot copy", media_path)?;
     if media_len != source.meta.len() {
         return Err(SealError::MediaChanged {
             path: media_path.to_path_buf(),
@@ -275,7 +244,7 @@ fn write_sealed(
 
     let mut record = match source.record {
         Some(record) => record,
-        None => Record::new(bare_media_id(&source.meta, &media_sha256)),
+        None => Record::new(RecordId::for_bare_media(&source.meta, &media_sha256)),
     };
     if record.media.is_none() {
         record.media = Some(media::probe(media_path, media_len));
@@ -296,6 +265,12 @@ fn write_sealed(
     let mut extra = Vec::new();
     if let (Cipher::Table, Some(table)) = (opts.cipher, &opts.table) {
         extra.push(("table-id".to_string(), table.id()));
+    }
+    if let Some(original) = &record.corrects {
+        extra.push((
+            "corrects".to_string(),
+            format!("{} {}", original.record_id, original.manifest_sha256),
+        ));
     }
 
     // The chain is held only for the small tail of the file.

@@ -122,7 +122,7 @@ pub fn card(value: &str) -> Result<String, String> {
             }
         })
         .sum();
-    if sum % 10 != 0 {
+    if !sum.is_multiple_of(10) {
         return Err("the card number fails the Luhn check: a digit was mistyped".into());
     }
     Ok(v)

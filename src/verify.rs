@@ -539,3 +539,74 @@ echo "verified: record $(field record-id), sequence $(field sequence), key $(fie
         identity_hint = identity_hint,
     )
 }
+
+/// One seal in a record's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Version {
+    pub path: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Version {
+    /// The record this seal corrects, from its manifest's `corrects` fact.
+    pub fn corrects(&self) -> Option<&str> {
+        self.manifest
+            .extra("corrects")
+            .and_then(|v| v.split_once(' '))
+            .map(|(id, _)| id)
+    }
+}
+
+/// A record and its corrections, oldest first: the original (if in the set), then each
+/// correction in the order sealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct History {
+    /// The id of the original record.
+    pub record_id: String,
+    pub versions: Vec<Version>,
+}
+
+/// The histories of the records in a verified set that have corrections. A correction of a
+/// correction belongs to the same history.
+pub fn histories(records: &[(PathBuf, Verified)]) -> Vec<History> {
+    let versions: Vec<Version> = records
+        .iter()
+        .map(|(path, v)| Version {
+            path: path.clone(),
+            manifest: v.manifest.clone(),
+        })
+        .collect();
+    let corrects: BTreeMap<&str, &str> = versions
+        .iter()
+        .filter_map(|v| Some((v.manifest.record_id.as_str(), v.corrects()?)))
+        .collect();
+    let root = |start: &str| -> String {
+        let mut id = start.to_string();
+        // Bounded: a cycle of ids cannot be sealed, but a hostile set must not hang us.
+        for _ in 0..=corrects.len() {
+            match corrects.get(id.as_str()) {
+                Some(parent) => id = parent.to_string(),
+                None => break,
+            }
+        }
+        id
+    };
+    let mut by_root: BTreeMap<String, Vec<Version>> = BTreeMap::new();
+    for version in &versions {
+        by_root
+            .entry(root(version.manifest.record_id.as_str()))
+            .or_default()
+            .push(version.clone());
+    }
+    by_root
+        .into_iter()
+        .filter(|(_, versions)| versions.len() > 1 || versions[0].corrects().is_some())
+        .map(|(record_id, mut versions)| {
+            versions.sort_by_key(|v| (v.corrects().is_some(), v.manifest.sealed_at));
+            History {
+                record_id,
+                versions,
+            }
+        })
+        .collect()
+}

@@ -6,12 +6,15 @@ use std::path::{Path, PathBuf};
 use clap::CommandFactory;
 use clap_complete::Shell;
 
-use callrec::args::{SealArgs, Section, VerifyArgs, SEAL_SECTIONS, VERIFY_SECTIONS};
+use callrec::args::{
+    AnnotateArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS, SEAL_SECTIONS, VERIFY_SECTIONS,
+};
 
 fn commands() -> Vec<(clap::Command, &'static [Section])> {
     vec![
         (SealArgs::command(), SEAL_SECTIONS),
         (VerifyArgs::command(), VERIFY_SECTIONS),
+        (AnnotateArgs::command(), ANNOTATE_SECTIONS),
     ]
 }
 

@@ -44,6 +44,7 @@ impl TestDir {
         let exe = match bin {
             "callrec-seal" => env!("CARGO_BIN_EXE_callrec-seal"),
             "callrec-verify" => env!("CARGO_BIN_EXE_callrec-verify"),
+            "callrec-annotate" => env!("CARGO_BIN_EXE_callrec-annotate"),
             other => panic!("unknown binary {other}"),
         };
         let mut cmd = Command::new(exe);
@@ -52,6 +53,7 @@ impl TestDir {
             .env_remove("CALLREC_PUBKEY")
             .env("HOME", self.path())
             .env_remove("XDG_CONFIG_HOME")
+            .env_remove("CALLREC_VOCABULARY")
             .stdin(Stdio::null());
         cmd
     }
@@ -171,6 +173,11 @@ pub enum VerifyLine {
         key_id: Option<String>,
         sequence: Option<u64>,
         sealed_at: Option<String>,
+        corrects: Option<String>,
+    },
+    History {
+        record_id: String,
+        versions: Vec<HistoryVersion>,
     },
     Chain {
         status: String,
@@ -189,6 +196,16 @@ pub enum VerifyLine {
         errors: usize,
         chain_issues: usize,
     },
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+pub struct HistoryVersion {
+    pub path: String,
+    pub record_id: String,
+    pub sealed_at: String,
+    pub corrects: Option<String>,
 }
 
 pub fn parse_verify_json(stdout: &str) -> Vec<VerifyLine> {

@@ -37,6 +37,14 @@ enum Wire<'a> {
         sequence: Option<u64>,
         #[serde(skip_serializing_if = "Option::is_none")]
         sealed_at: Option<String>,
+        /// For a correction: the id of the record it corrects.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        corrects: Option<&'a str>,
+    },
+    /// A record and its corrections, oldest first.
+    History {
+        record_id: &'a str,
+        versions: Vec<WireVersion<'a>>,
     },
     Chain {
         /// `gap` or `fork`.
@@ -56,6 +64,15 @@ enum Wire<'a> {
         errors: usize,
         chain_issues: usize,
     },
+}
+
+#[derive(Serialize)]
+struct WireVersion<'a> {
+    path: WirePath,
+    record_id: &'a str,
+    sealed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    corrects: Option<&'a str>,
 }
 
 fn main() -> ExitCode {
@@ -226,6 +243,9 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
                     key_id: m.map(|m| m.key_id.as_str()),
                     sequence: m.map(|m| m.sequence),
                     sealed_at: m.map(|m| m.sealed_at.to_rfc3339()),
+                    corrects: m
+                        .and_then(|m| m.extra("corrects"))
+                        .and_then(|c| c.split(' ').next()),
                 }
             }
             Err(err) => {
@@ -251,6 +271,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
                     key_id: None,
                     sequence: None,
                     sealed_at: None,
+                    corrects: None,
                 }
             }
         };
@@ -290,6 +311,40 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
                     paths,
                 }),
             );
+        }
+    }
+    let histories = verify::histories(&chain_input);
+    for history in &histories {
+        if args.json {
+            let versions = history
+                .versions
+                .iter()
+                .map(|v| WireVersion {
+                    path: v.path.as_path().into(),
+                    record_id: v.manifest.record_id.as_str(),
+                    sealed_at: v.manifest.sealed_at.to_rfc3339(),
+                    corrects: v.corrects(),
+                })
+                .collect();
+            write_quietly(
+                &mut out,
+                &cli::json_line(&Wire::History {
+                    record_id: &history.record_id,
+                    versions,
+                }),
+            );
+        } else {
+            eprintln!("{PROG}: history of record {}:", history.record_id);
+            for v in &history.versions {
+                let what = match v.corrects() {
+                    Some(id) => format!("correction of {id}"),
+                    None => "original".to_string(),
+                };
+                eprintln!(
+                    "  {} {what}, sealed {}: {:?}",
+                    v.manifest.record_id, v.manifest.sealed_at, v.path
+                );
+            }
         }
     }
     if args.json {
