@@ -23,7 +23,7 @@ _callrec__annotate() {
 
     case "${cmd}" in
         callrec__annotate)
-            opts="-i -0 -h -V --operator --operator-name --institution --institution-name --customer --role --business --account --card --credit-code --id-number --result --remark --flag --phone --from-csv --from-json --interactive --identity --vocabulary --print-line --json --null --help --version"
+            opts="-i -o -0 -h -V --operator --operator-name --institution --institution-name --customer --role --business --account --card --credit-code --id-number --result --remark --flag --phone --from-csv --from-json --interactive --identity --vocabulary --output-dir --print-line --json --null --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -102,6 +102,14 @@ _callrec__annotate() {
                     return 0
                     ;;
                 --vocabulary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -17,6 +17,7 @@ complete -c callrec-annotate -l from-csv -d 'Fields for many records from a CSV 
 complete -c callrec-annotate -l from-json -d 'Fields for many records from a JSON Lines file' -r -F
 complete -c callrec-annotate -l identity -d 'Reads sealed records\' text info, to correct them: an age identity, a table key or a key directory [default: the key directory, as for callrec-seal]' -r -F
 complete -c callrec-annotate -l vocabulary -d 'Vocabulary file extending or replacing the built-in terms' -r -F
+complete -c callrec-annotate -s o -l output-dir -d 'Where corrections of sealed records are written' -r -F
 complete -c callrec-annotate -s i -l interactive -d 'Ask for each missing field on the terminal, with the vocabulary as numbered choices'
 complete -c callrec-annotate -l print-line -d 'Print each record\'s figure 3C line instead of its path'
 complete -c callrec-annotate -l json -d 'Print each record as JSON Lines ({"type":"record","path":...,"record":{...}})'

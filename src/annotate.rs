@@ -188,6 +188,8 @@ pub struct Context {
     pub vocab: Vocabulary,
     /// Reads the text info of sealed records, to correct them.
     pub identity: Option<PathBuf>,
+    /// Where corrections are written (an archive of sealed files may be read-only).
+    pub correction_dir: PathBuf,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -291,7 +293,7 @@ pub fn annotate(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated
 
 /// Make a correction of a sealed record: the original as decrypted, with `fields` applied, a
 /// new id, and `corrects` naming the original. Written as an empty media file
-/// `<new id>.correction` and its sidecar in the sealed file's directory; the original is not
+/// `<new id>.correction` and its sidecar in the correction directory; the original is not
 /// touched.
 fn correct(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated, AnnotateError> {
     let sealed_error = |source: ShowError| AnnotateError::Sealed {
@@ -335,7 +337,7 @@ fn correct(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated, Ann
         record_id: manifest.record_id,
         manifest_sha256: hex::encode(Manifest::sha256(&manifest_bytes)),
     });
-    let media = fsutil::parent_dir(path).join(format!("{}.correction", record.id));
+    let media = ctx.correction_dir.join(format!("{}.correction", record.id));
     fsutil::write_atomic(&media, b"", false).at("cannot write", &media)?;
     let sidecar = sidecar_path(&media);
     fsutil::write_atomic(&sidecar, &record.to_json(), false).at("cannot write", &sidecar)?;

@@ -253,10 +253,11 @@ pub const ANNOTATE_SECTIONS: &[Section] = &[
     Section {
         title: "CORRECTIONS",
         lines: &[
-            "A sealed record is never changed. Annotating one writes a correction beside it:",
+            "A sealed record is never changed. Annotating one writes a correction in --output-dir:",
             "ID.correction (empty media) and ID.correction.callrec.json, the whole record as",
-            "corrected, naming the original's record id and manifest hash. Seal it in turn;",
-            "callrec-verify lists the original and its corrections as the record's history.",
+            "corrected, naming the original's record id and manifest hash. Seal it in turn (with",
+            "--remove-source to clean up); callrec-verify lists the original and its corrections",
+            "as the record's history.",
         ],
     },
     Section {
@@ -274,7 +275,7 @@ pub const ANNOTATE_SECTIONS: &[Section] = &[
             "callrec-capture -o spool | callrec-annotate --interactive | callrec-seal -o sealed",
             "callrec-annotate --from-csv today.csv spool/",
             "callrec-annotate --print-line spool/*.mkv",
-            "callrec-annotate --result 5 --remark '联系人已变更' sealed/call.sealed.mkv | callrec-seal",
+            "callrec-annotate --result 1 sealed/call.sealed.mkv | callrec-seal -o sealed --remove-source",
         ],
     },
     Section {
@@ -369,6 +370,9 @@ pub struct AnnotateArgs {
     /// Vocabulary file extending or replacing the built-in terms
     #[arg(long, value_name = "FILE")]
     pub vocabulary: Option<PathBuf>,
+    /// Where corrections of sealed records are written
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
 
     /// Print each record's figure 3C line instead of its path
     #[arg(long, conflicts_with = "json")]

@@ -86,6 +86,7 @@ fn run(args: AnnotateArgs) -> anyhow::Result<u8> {
         now: chrono::Local::now().fixed_offset(),
         vocab: vocab.clone(),
         identity,
+        correction_dir: args.output_dir.clone(),
     };
     let mut flags = Fields::default();
     for (name, value) in args.fields() {
