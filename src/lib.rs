@@ -13,6 +13,7 @@
 
 pub mod annotate;
 pub mod args;
+pub mod capture;
 pub mod chain;
 pub mod cli;
 pub mod format;

@@ -220,6 +220,10 @@ pub struct MediaInfo {
     pub format: String,
     pub duration_ms: Option<u64>,
     pub streams: Vec<Stream>,
+    /// What callrec-capture found wrong with the recording (`silent-audio`,
+    /// `silent-channel-N`, `missing-audio`, `missing-video`, `duration-drift`); empty if it
+    /// found nothing; `None` if the recording was not checked.
+    pub health: Option<Vec<String>>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

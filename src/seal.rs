@@ -266,6 +266,14 @@ fn write_sealed(
     if let (Cipher::Table, Some(table)) = (opts.cipher, &opts.table) {
         extra.push(("table-id".to_string(), table.id()));
     }
+    if let Some(health) = record.media.as_ref().and_then(|m| m.health.as_ref()) {
+        let flags = if health.is_empty() {
+            "ok".to_string()
+        } else {
+            health.join(" ")
+        };
+        extra.push(("health".to_string(), flags));
+    }
     if let Some(original) = &record.corrects {
         extra.push((
             "corrects".to_string(),

@@ -7,7 +7,8 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use callrec::args::{
-    AnnotateArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS, SEAL_SECTIONS, VERIFY_SECTIONS,
+    AnnotateArgs, CaptureArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS, CAPTURE_SECTIONS,
+    SEAL_SECTIONS, VERIFY_SECTIONS,
 };
 
 fn commands() -> Vec<(clap::Command, &'static [Section])> {
@@ -15,6 +16,7 @@ fn commands() -> Vec<(clap::Command, &'static [Section])> {
         (SealArgs::command(), SEAL_SECTIONS),
         (VerifyArgs::command(), VERIFY_SECTIONS),
         (AnnotateArgs::command(), ANNOTATE_SECTIONS),
+        (CaptureArgs::command(), CAPTURE_SECTIONS),
     ]
 }
 

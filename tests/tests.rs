@@ -3,6 +3,7 @@
 //! the real ones, installed by `.ci/run`.
 
 mod annotate;
+mod capture;
 mod docs;
 mod interop;
 mod parsers;

@@ -45,6 +45,7 @@ impl TestDir {
             "callrec-seal" => env!("CARGO_BIN_EXE_callrec-seal"),
             "callrec-verify" => env!("CARGO_BIN_EXE_callrec-verify"),
             "callrec-annotate" => env!("CARGO_BIN_EXE_callrec-annotate"),
+            "callrec-capture" => env!("CARGO_BIN_EXE_callrec-capture"),
             other => panic!("unknown binary {other}"),
         };
         let mut cmd = Command::new(exe);

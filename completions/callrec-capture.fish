@@ -1,0 +1,12 @@
+complete -c callrec-capture -l audio -d 'Audio source, FORMAT:SPEC (alsa:hw:1,0, pulse:default, lavfi:sine, file:PATH)' -r
+complete -c callrec-capture -l video -d 'Video source, FORMAT:SPEC (v4l2:/dev/video0, lavfi:testsrc2, file:PATH)' -r
+complete -c callrec-capture -s d -l duration -d 'Stop after this many seconds of media' -r
+complete -c callrec-capture -s n -l number -d 'The other party\'s phone number' -r
+complete -c callrec-capture -l device-number -d 'The phone\'s local device number (shown in the watermark and the figure 3C line)' -r
+complete -c callrec-capture -l audio-codec -d 'How audio is stored' -r -f -a "opus\t'Opus at 32 kbit/s, 48 kHz (default): small, clear speech'
+flac\t'FLAC: lossless'"
+complete -c callrec-capture -l silence-db -d 'Flag audio whose peak stays below this level, in dBFS' -r
+complete -c callrec-capture -s o -l output-dir -d 'Directory for the recording and its sidecar' -r -F
+complete -c callrec-capture -l json -d 'Print the record as one JSON line ({"type":"record","path":...,"record":{...}})'
+complete -c callrec-capture -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c callrec-capture -s V -l version -d 'Print version'
