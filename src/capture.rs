@@ -20,6 +20,7 @@ use ffmpeg_next as ff;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::media;
 use crate::record::{sidecar_path, PhoneDevice, Record, RecordId};
+use crate::transcode::{receive_packets, VideoPipe, X264};
 
 /// A media source: `FORMAT:SPEC` as libavdevice names them (`alsa:hw:1,0`,
 /// `v4l2:/dev/video0`, `pulse:default`, `lavfi:sine=frequency=440`), or `file:PATH`.
@@ -160,11 +161,7 @@ enum Route {
         filter: ff::filter::Graph,
         encoder: ff::encoder::Audio,
     },
-    Video {
-        decoder: ff::decoder::Video,
-        filter: ff::filter::Graph,
-        encoder: ff::encoder::Video,
-    },
+    Video(VideoPipe),
 }
 
 /// One source and its output stream.
@@ -352,92 +349,19 @@ fn video_track(
             is_file: spec.is_file(),
         });
     }
-    let context = setup(
-        "video decoder",
-        ff::codec::context::Context::from_parameters(params),
-    )?;
-    let decoder = setup("video decoder", context.decoder().video())?;
-    let encoder_codec = ff::encoder::find_by_name("libx264")
-        .ok_or_else(|| CaptureError::Record("FFmpeg has no libx264 encoder".into()))?;
-    let rate = stream.avg_frame_rate();
-    let rate = if rate.numerator() > 0 {
-        rate
-    } else {
-        ff::Rational::new(25, 1)
+    let x264 = X264 {
+        preset: "ultrafast".into(),
+        crf: 26,
+        tune: Some("zerolatency".into()),
     };
-    let time_base = rate.invert();
-    let global = output
-        .format()
-        .flags()
-        .contains(ff::format::Flags::GLOBAL_HEADER);
-    let mut out = setup("output stream", output.add_stream(encoder_codec))?;
-    let out_stream = out.index();
-    let context = ff::codec::context::Context::new_with_codec(encoder_codec);
-    let mut encoder = setup("video encoder", context.encoder().video())?;
-    encoder.set_width(decoder.width());
-    encoder.set_height(decoder.height());
-    encoder.set_format(ff::format::Pixel::YUV420P);
-    encoder.set_time_base(time_base);
-    encoder.set_frame_rate(Some(rate));
-    // A keyframe every second, so every Matroska cluster starts decodable.
-    encoder.set_gop((f64::from(rate.numerator()) / f64::from(rate.denominator())).ceil() as u32);
-    if global {
-        encoder.set_flags(ff::codec::Flags::GLOBAL_HEADER);
-    }
-    let mut options = ff::Dictionary::new();
-    options.set("preset", "ultrafast");
-    options.set("tune", "zerolatency");
-    options.set("crf", "26");
-    let encoder = setup(
-        "video encoder",
-        encoder.open_as_with(encoder_codec, options),
-    )?;
-    out.set_parameters(&encoder);
-    out.set_time_base(time_base);
-
-    let mut filter = ff::filter::Graph::new();
-    let args = format!(
-        "video_size={}x{}:pix_fmt={}:time_base={}:pixel_aspect=1/1",
-        decoder.width(),
-        decoder.height(),
-        decoder
-            .format()
-            .descriptor()
-            .map_or("yuv420p", |d| d.name()),
-        in_time_base,
-    );
-    setup(
-        "video filter",
-        filter.add(&ff::filter::find("buffer").expect("buffer"), "in", &args),
-    )?;
-    setup(
-        "video filter",
-        filter.add(
-            &ff::filter::find("buffersink").expect("buffersink"),
-            "out",
-            "",
-        ),
-    )?;
-    let spec_text = format!("fps={rate},format=yuv420p");
-    setup(
-        "video filter",
-        filter
-            .output("in", 0)
-            .and_then(|p| p.input("out", 0))
-            .and_then(|p| p.parse(&spec_text)),
-    )?;
-    setup("video filter", filter.validate())?;
+    let pipe = setup("video encoding", VideoPipe::new(&stream, output, "", &x264))?;
     Ok(Track {
         input,
         in_stream,
         in_time_base,
-        out_stream,
-        send_time_base: time_base,
-        route: Route::Video {
-            decoder,
-            filter,
-            encoder,
-        },
+        out_stream: pipe.out_stream,
+        send_time_base: pipe.time_base,
+        route: Route::Video(pipe),
         is_audio: false,
         is_file: spec.is_file(),
     })
@@ -526,15 +450,8 @@ fn run_track(
                     false,
                 );
             }
-            Route::Video {
-                decoder,
-                filter,
-                encoder,
-            } => {
-                if decoder.send_packet(&packet).is_err() {
-                    continue;
-                }
-                running = drain_video(decoder, filter, encoder, &mut |p| send(p, &mut end), false);
+            Route::Video(pipe) => {
+                running = pipe.push(Some(&packet), &mut |p| send(p, &mut end));
             }
         }
     }
@@ -556,13 +473,8 @@ fn run_track(
                 true,
             );
         }
-        Route::Video {
-            decoder,
-            filter,
-            encoder,
-        } => {
-            let _ = decoder.send_eof();
-            drain_video(decoder, filter, encoder, &mut |p| send(p, &mut end), true);
+        Route::Video(pipe) => {
+            pipe.push(None, &mut |p| send(p, &mut end));
         }
     }
     end.levels = levels;
@@ -616,65 +528,6 @@ fn drain_audio(
     if flush {
         let _ = encoder.send_eof();
         return receive_packets(encoder, send);
-    }
-    true
-}
-
-fn drain_video(
-    decoder: &mut ff::decoder::Video,
-    filter: &mut ff::filter::Graph,
-    encoder: &mut ff::encoder::Video,
-    send: &mut dyn FnMut(ff::Packet) -> bool,
-    flush: bool,
-) -> bool {
-    let mut decoded = ff::frame::Video::empty();
-    while decoder.receive_frame(&mut decoded).is_ok() {
-        let ts = decoded.timestamp();
-        decoded.set_pts(ts);
-        if filter
-            .get("in")
-            .expect("source")
-            .source()
-            .add(&decoded)
-            .is_err()
-        {
-            return true;
-        }
-    }
-    if flush {
-        let _ = filter.get("in").expect("source").source().flush();
-    }
-    let mut filtered = ff::frame::Video::empty();
-    while filter
-        .get("out")
-        .expect("sink")
-        .sink()
-        .frame(&mut filtered)
-        .is_ok()
-    {
-        if encoder.send_frame(&filtered).is_err() {
-            continue;
-        }
-        if !receive_packets(encoder, send) {
-            return false;
-        }
-    }
-    if flush {
-        let _ = encoder.send_eof();
-        return receive_packets(encoder, send);
-    }
-    true
-}
-
-fn receive_packets(
-    encoder: &mut ff::encoder::Encoder,
-    send: &mut dyn FnMut(ff::Packet) -> bool,
-) -> bool {
-    let mut packet = ff::Packet::empty();
-    while encoder.receive_packet(&mut packet).is_ok() {
-        if !send(std::mem::replace(&mut packet, ff::Packet::empty())) {
-            return false;
-        }
     }
     true
 }

@@ -22,6 +22,7 @@ pub mod keys;
 pub mod media;
 pub mod record;
 pub mod seal;
+pub mod transcode;
 pub mod validate;
 pub mod verify;
 pub mod vocab;
