@@ -35,7 +35,7 @@ _callrec__seal() {
 
     case "${cmd}" in
         callrec__seal)
-            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --remove-source --null --jobs --json --help --version keygen help"
+            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -74,6 +74,18 @@ _callrec__seal() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --preset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --crf)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --watermark-font)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_callrec_seal_global_optspecs
-    string join \n k/key= r/recipient= cipher= o/output-dir= remove-source 0/null j/jobs= json h/help V/version
+    string join \n k/key= r/recipient= cipher= o/output-dir= remove-source 0/null j/jobs= json no-watermark preset= crf= watermark-font= h/help V/version
 end
 
 function __fish_callrec_seal_needs_command
@@ -30,9 +30,13 @@ complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l cipher -d 'Ho
 table\t'The document\'s byte substitution table: tamper-evident, NOT confidential'"
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s o -l output-dir -d 'Write sealed files here instead of beside their inputs' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s j -l jobs -d 'Seal this many files at once [default: number of CPUs]' -r
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l preset -d 'libx264 preset for watermarked video' -r
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l crf -d 'libx264 constant rate factor for watermarked video (lower is better quality)' -r
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l watermark-font -d 'TrueType font for the watermark' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l remove-source -d 'Remove each input (media and sidecar) once its sealed file has passed a full verification'
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s 0 -l null -d 'Read and write path lists NUL-separated instead of one per line'
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l json -d 'Print one JSON object per line (JSON Lines) instead of paths'
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l no-watermark -d 'Seal video as it is, without the visible watermark (the manifest says so)'
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s V -l version -d 'Print version'
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -a "keygen" -d 'Create a key directory: signing key, public key, age identity and recipients, substitution table'

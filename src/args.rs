@@ -107,6 +107,9 @@ pub enum CipherArg {
 /// recursively. With no INPUT and stdin not a terminal, paths are read from stdin, one per
 /// line (or NUL-separated with -0). Each sealed file is written beside its input (or under
 /// --output-dir) as STEM.sealed.EXT and its path printed on stdout.
+///
+/// Video gets a visible watermark first: the device number, the phone number and each frame's
+/// wall-clock time, re-encoded with libx264; audio is copied untouched.
 #[derive(Debug, Parser)]
 #[command(
     name = "callrec-seal",
@@ -153,6 +156,24 @@ pub struct SealArgs {
     /// Print one JSON object per line (JSON Lines) instead of paths
     #[arg(long)]
     pub json: bool,
+
+    /// Seal video as it is, without the visible watermark (the manifest says so)
+    #[arg(long, help_heading = "Watermark")]
+    pub no_watermark: bool,
+    /// libx264 preset for watermarked video
+    #[arg(
+        long,
+        value_name = "PRESET",
+        default_value = "veryfast",
+        help_heading = "Watermark"
+    )]
+    pub preset: String,
+    /// libx264 constant rate factor for watermarked video (lower is better quality)
+    #[arg(long, value_name = "CRF", default_value_t = 23, value_parser = clap::value_parser!(u8).range(0..=51), help_heading = "Watermark")]
+    pub crf: u8,
+    /// TrueType font for the watermark
+    #[arg(long, value_name = "FILE", default_value = crate::watermark::DEFAULT_FONT, help_heading = "Watermark")]
+    pub watermark_font: PathBuf,
 }
 
 #[derive(Debug, Subcommand)]

@@ -26,3 +26,4 @@ pub mod transcode;
 pub mod validate;
 pub mod verify;
 pub mod vocab;
+pub mod watermark;

@@ -6,7 +6,7 @@
 //! `remove_source`) only after the output has passed a full verification.
 
 use std::fs::{self, File};
-use std::io::{self, Write};
+use std::io::{self, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
@@ -19,6 +19,7 @@ use crate::keys::{KeyError, SealKey, SubstitutionTable};
 use crate::media;
 use crate::record::{Record, RecordError, RecordFiles, RecordId};
 use crate::verify::{self, SealedFile, VerifyError};
+use crate::watermark::{self, WatermarkError, WatermarkOptions};
 
 /// How to seal.
 pub struct SealOptions {
@@ -31,6 +32,8 @@ pub struct SealOptions {
     pub table: Option<SubstitutionTable>,
     /// Remove the media and sidecar once the sealed file has verified.
     pub remove_source: bool,
+    /// Burn the visible watermark into video; `None` seals the media as it is.
+    pub watermark: Option<WatermarkOptions>,
 }
 
 /// What sealing one input did.
@@ -89,6 +92,8 @@ pub enum SealError {
         size: usize,
         max: u32,
     },
+    #[error(transparent)]
+    Watermark(#[from] WatermarkError),
     #[error("cannot encrypt the text info: {0}")]
     Encrypt(String),
     #[error("the sealed file {output:?} did not verify, so the source was kept")]
@@ -232,23 +237,50 @@ fn write_sealed(
     temp.as_file()
         .set_permissions(source.meta.permissions())
         .at("cannot set permissions on", temp.path())?;
-    let (media_sha256, media_len) =
-        fsutil::copy_hashing(&source.file, &mut temp).at("cannot copy", media_path)?;
-    if media_len != source.meta.len() {
-        return Err(SealError::MediaChanged {
-            path: media_path.to_path_buf(),
-        });
-    }
-    let checksum =
-        format::quick_checksum(temp.as_file(), media_len).at("cannot read back", temp.path())?;
-
     let mut record = match source.record {
         Some(record) => record,
-        None => Record::new(RecordId::for_bare_media(&source.meta, &media_sha256)),
+        None => {
+            let (sha, _) =
+                fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", media_path)?;
+            Record::new(RecordId::for_bare_media(&source.meta, &sha))
+        }
     };
     if record.media.is_none() {
-        record.media = Some(media::probe(media_path, media_len));
+        record.media = Some(media::probe(media_path, source.meta.len()));
     }
+    // The media part: the watermarked video, or the media exactly as it is.
+    let watermark = opts
+        .watermark
+        .as_ref()
+        .filter(|_| watermark::has_video(&record));
+    let (media_sha256, media_len) = match watermark {
+        Some(wm) => {
+            watermark::watermark(media_path, temp.path(), &record, wm)?;
+            let written = File::open(temp.path()).at("cannot read back", temp.path())?;
+            let hashed =
+                fsutil::copy_hashing(written, io::sink()).at("cannot read back", temp.path())?;
+            temp.as_file_mut()
+                .seek(io::SeekFrom::End(0))
+                .at("cannot write", temp.path())?;
+            hashed
+        }
+        None => {
+            let (source_file, expected) = (&source.file, source.meta.len());
+            (&*source_file)
+                .seek(io::SeekFrom::Start(0))
+                .at("cannot read", media_path)?;
+            let copied =
+                fsutil::copy_hashing(source_file, &mut temp).at("cannot copy", media_path)?;
+            if copied.1 != expected {
+                return Err(SealError::MediaChanged {
+                    path: media_path.to_path_buf(),
+                });
+            }
+            copied
+        }
+    };
+    let checksum =
+        format::quick_checksum(temp.as_file(), media_len).at("cannot read back", temp.path())?;
 
     let mut text = encode_text(&record.to_json(), opts)?;
     text.push(format::check_byte(&text));
@@ -266,6 +298,10 @@ fn write_sealed(
     if let (Cipher::Table, Some(table)) = (opts.cipher, &opts.table) {
         extra.push(("table-id".to_string(), table.id()));
     }
+    extra.push((
+        "watermark".to_string(),
+        watermark.map_or_else(|| "none".to_string(), WatermarkOptions::describe),
+    ));
     if let Some(health) = record.media.as_ref().and_then(|m| m.health.as_ref()) {
         let flags = if health.is_empty() {
             "ok".to_string()

@@ -13,3 +13,4 @@ mod util;
 mod validate;
 mod vectors;
 mod verify;
+mod watermark;

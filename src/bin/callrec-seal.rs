@@ -16,6 +16,8 @@ use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey, TextKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
+use callrec::transcode::X264;
+use callrec::watermark::WatermarkOptions;
 
 const PROG: &str = "callrec-seal";
 
@@ -134,7 +136,23 @@ fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> 
         recipients: Vec::new(),
         table: None,
         remove_source: args.remove_source,
+        watermark: (!args.no_watermark).then(|| WatermarkOptions {
+            x264: X264 {
+                preset: args.preset.clone(),
+                crf: args.crf,
+                tune: None,
+            },
+            font: args.watermark_font.clone(),
+        }),
     };
+    if let Some(wm) = &options.watermark {
+        if !wm.font.is_file() {
+            bail!(
+                "watermark font {:?} not found: install fonts-dejavu-core, or give --watermark-font",
+                wm.font
+            );
+        }
+    }
     if let Some(dir) = &options.out_dir {
         if !dir.is_dir() {
             bail!("output directory {dir:?} does not exist");
