@@ -11,7 +11,7 @@ const AUDIO: &str = "lavfi:sine=frequency=440:sample_rate=16000";
 const VIDEO: &str = "lavfi:testsrc2=size=320x240:rate=25";
 
 fn ffprobe(dir: &Path, file: &Path, entries: &str) -> String {
-    let out = tool(
+    tool_ok(
         "ffprobe",
         &[
             "-v",
@@ -23,13 +23,7 @@ fn ffprobe(dir: &Path, file: &Path, entries: &str) -> String {
             file.to_str().unwrap(),
         ],
         dir,
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
+    )
 }
 
 /// Seconds of media FFmpeg decodes from a file, failing on any decoding error.

@@ -272,3 +272,14 @@ pub fn parts(bytes: &[u8]) -> Parts {
         footer: bytes.len() - 40..bytes.len(),
     }
 }
+
+/// Run one of the real tools, require success, return its stdout as text.
+pub fn tool_ok(name: &str, args: &[impl AsRef<OsStr>], dir: &Path) -> String {
+    let out = tool(name, args, dir);
+    assert!(
+        out.status.success(),
+        "{name} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("UTF-8 output")
+}
