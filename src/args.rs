@@ -81,6 +81,7 @@ pub const VERIFY_SECTIONS: &[Section] = &[
             "callrec-verify --quick call.sealed.wav",
             "callrec-verify --explain call.sealed.wav > check.sh && PUB=seal.pub sh check.sh",
             "callrec-verify --pubkey seal.pub --extract-media call.sealed.wav -o call.wav",
+            "callrec-verify --pubkey seal.pub --extract-audio call.sealed.mkv -o call.mka",
             "callrec-verify --pubkey seal.pub --show --identity keys/ call.sealed.wav",
         ],
     },
@@ -222,6 +223,16 @@ pub struct VerifyArgs {
     #[arg(long, group = "mode", requires = "output")]
     pub extract_media: bool,
 
+    /// Write the audio of FILE alone to --output, as a playable file (no re-encoding; the
+    /// container follows the name: .mka, .opus, .ogg, .mkv)
+    #[arg(long, group = "mode", requires = "output")]
+    pub extract_audio: bool,
+
+    /// Write the video of FILE alone to --output, as a playable file (no re-encoding; the
+    /// container follows the name: .mkv, .mp4)
+    #[arg(long, group = "mode", requires = "output")]
+    pub extract_video: bool,
+
     /// Decrypt and print the text info of FILE as JSON and as the document's line
     #[arg(long, group = "mode", requires = "identity")]
     pub show: bool,
@@ -231,7 +242,8 @@ pub struct VerifyArgs {
     #[arg(short, long, value_name = "ID")]
     pub identity: Option<PathBuf>,
 
-    /// Where --extract-media writes ('-' for stdout, if it is not a terminal)
+    /// Where --extract-media, --extract-audio or --extract-video write ('-' for stdout, for
+    /// --extract-media, if it is not a terminal)
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
 

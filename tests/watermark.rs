@@ -142,3 +142,74 @@ fn audio_only_and_unwatermarked_seals_say_so() {
         &original[..]
     );
 }
+
+#[test]
+fn audio_and_video_come_out_as_playable_files() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    let out = run_ok(t.cmd("callrec-capture").args([
+        "--audio",
+        AUDIO,
+        "--video",
+        VIDEO,
+        "--duration",
+        "2",
+        "-o",
+        ".",
+    ]));
+    let media = lines(&out).remove(0);
+    let sealed = t.seal("keys", &[&media]);
+    for (flag, name, kind) in [
+        ("--extract-audio", "call.mka", "audio"),
+        ("--extract-video", "call.mkv", "video"),
+    ] {
+        let out = run_ok(
+            t.cmd("callrec-verify")
+                .args(["-p", "keys", flag, "-o", name])
+                .arg(&sealed[0]),
+        );
+        assert_eq!(lines(&out), [name]);
+        let streams = tool_ok(
+            "ffprobe",
+            &[
+                "-v",
+                "error",
+                "-show_entries",
+                "stream=codec_type",
+                "-of",
+                "csv=p=0",
+                name,
+            ],
+            t.path(),
+        );
+        assert_eq!(streams.trim(), kind, "{name}");
+        let decode = tool(
+            "ffmpeg",
+            &["-v", "error", "-i", name, "-f", "null", "-"],
+            t.path(),
+        );
+        assert!(
+            decode.status.success() && decode.stderr.is_empty(),
+            "{name} does not play"
+        );
+    }
+    // Remuxed, not re-encoded: the audio packets are the capture's.
+    assert_eq!(
+        stream_md5(t.path(), &media, "0:a"),
+        stream_md5(t.path(), "call.mka", "0:a")
+    );
+    // A tampered file gives nothing out.
+    let mut bytes = fs::read(&sealed[0]).unwrap();
+    bytes[2000] ^= 1;
+    t.write("bad.sealed.mkv", bytes);
+    let (code, _, _) = run(t.cmd("callrec-verify").args([
+        "-p",
+        "keys",
+        "--extract-audio",
+        "-o",
+        "bad.mka",
+        "bad.sealed.mkv",
+    ]));
+    assert_eq!(code, 1);
+    assert!(!t.join("bad.mka").exists());
+}

@@ -13,6 +13,7 @@ use callrec::args::VerifyArgs;
 use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::fsutil::{self, PathContext};
 use callrec::keys::TrustedKeys;
+use callrec::media::{self, StreamKind};
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
 
 const PROG: &str = "callrec-verify";
@@ -125,6 +126,15 @@ fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         need_key("--extract-media")?;
         return extract_media(&args, &trusted);
     }
+    if args.extract_audio || args.extract_video {
+        need_key("--extract-audio and --extract-video")?;
+        let kind = if args.extract_audio {
+            StreamKind::Audio
+        } else {
+            StreamKind::Video
+        };
+        return extract_streams(&args, &trusted, kind);
+    }
     if args.show {
         need_key("--show")?;
         return show(&args, &trusted);
@@ -171,6 +181,30 @@ fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8>
         fsutil::temp_in(fsutil::parent_dir(out)).at("cannot create a file beside", out)?;
     check(file, args, trusted, Some(&mut temp))?;
     fsutil::persist_noclobber(temp, out).at("cannot write", out)?;
+    io::stdout().write_all(&cli::path_line(out, args.null))?;
+    Ok(EXIT_OK)
+}
+
+/// Verify fully, then remux the audio or the video of the verified media into --output.
+fn extract_streams(
+    args: &VerifyArgs,
+    trusted: &TrustedKeys,
+    kind: StreamKind,
+) -> anyhow::Result<u8> {
+    let file = single_file(args)?;
+    let out = args.output.as_deref().expect("clap requires --output");
+    if out.exists() {
+        bail!("{out:?} exists; not overwritten");
+    }
+    let Some(container) = media::container_for(out) else {
+        bail!("cannot tell a container from the name {out:?}: use .mka, .opus, .mkv or .mp4");
+    };
+    let dir = fsutil::parent_dir(out);
+    let mut verified_media = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
+    check(file, args, trusted, Some(&mut verified_media))?;
+    let remuxed = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
+    media::remux(verified_media.path(), remuxed.path(), kind, &container)?;
+    fsutil::persist_noclobber(remuxed, out).at("cannot write", out)?;
     io::stdout().write_all(&cli::path_line(out, args.null))?;
     Ok(EXIT_OK)
 }
