@@ -23,7 +23,7 @@ _callrec__capture() {
 
     case "${cmd}" in
         callrec__capture)
-            opts="-d -n -o -h -V --audio --video --duration --number --device-number --audio-codec --silence-db --output-dir --json --help --version"
+            opts="-d -n -o -h -V --audio --video --duration --number --device-number --audio-codec --silence-db --realtime --output-dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -7,6 +7,7 @@ complete -c callrec-capture -l audio-codec -d 'How audio is stored' -r -f -a "op
 flac\t'FLAC: lossless'"
 complete -c callrec-capture -l silence-db -d 'Flag audio whose peak stays below this level, in dBFS' -r
 complete -c callrec-capture -s o -l output-dir -d 'Directory for the recording and its sidecar' -r -F
+complete -c callrec-capture -l realtime -d 'Read file: sources at their native rate, as a device delivers media (for tests and benchmarks)'
 complete -c callrec-capture -l json -d 'Print the record as one JSON line ({"type":"record","path":...,"record":{...}})'
 complete -c callrec-capture -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c callrec-capture -s V -l version -d 'Print version'

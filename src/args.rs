@@ -526,6 +526,10 @@ pub struct CaptureArgs {
     /// Flag audio whose peak stays below this level, in dBFS
     #[arg(long, value_name = "DB", default_value_t = -50.0, allow_negative_numbers = true)]
     pub silence_db: f64,
+    /// Read file: sources at their native rate, as a device delivers media (for tests and
+    /// benchmarks)
+    #[arg(long)]
+    pub realtime: bool,
     /// Directory for the recording and its sidecar
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: PathBuf,

@@ -82,6 +82,8 @@ pub struct CaptureOptions {
     pub device: PhoneDevice,
     /// Audio whose peak stays below this level (dBFS) is flagged silent.
     pub silence_db: f64,
+    /// Read `file:` sources at their native rate, as a device delivers media.
+    pub realtime: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -390,6 +392,7 @@ fn run_track(
     tx: mpsc::Sender<Sent>,
     stop: &AtomicBool,
     limit: Option<Duration>,
+    realtime: bool,
 ) -> TrackEnd {
     let mut end = TrackEnd::default();
     let mut levels = track.is_audio.then(Levels::default);
@@ -420,6 +423,8 @@ fn run_track(
     };
 
     let mut running = true;
+    let paced_from = (track.is_file && realtime).then(Instant::now);
+    let mut first_input_pts = None;
     let mut input_packets = track.input.packets();
     while running && !stop.load(Ordering::Relaxed) {
         let Some((stream, mut packet)) = input_packets.next() else {
@@ -427,6 +432,18 @@ fn run_track(
         };
         if stream.index() != track.in_stream {
             continue;
+        }
+        // A file read at its native rate, as a device would deliver it.
+        if let (Some(started), Some(pts)) = (paced_from, packet.pts()) {
+            let first = *first_input_pts.get_or_insert(pts);
+            let tb = track.in_time_base;
+            let at = (pts - first) as f64 * f64::from(tb.numerator()) / f64::from(tb.denominator());
+            if let Some(wait) = Duration::try_from_secs_f64(at)
+                .ok()
+                .and_then(|at| at.checked_sub(started.elapsed()))
+            {
+                std::thread::sleep(wait);
+            }
         }
         match &mut track.route {
             Route::Copy => {
@@ -571,7 +588,7 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         output.write_header_with(options).map(|_| ()),
     )?;
     let out_time_bases: Vec<ff::Rational> = output.streams().map(|s| s.time_base()).collect();
-    let has_live = tracks.iter().any(|t| !t.is_file);
+    let has_live = tracks.iter().any(|t| !t.is_file || opts.realtime);
 
     let (tx, rx) = mpsc::channel::<Sent>();
     let ends: Vec<(bool, TrackEnd)> = std::thread::scope(|scope| {
@@ -582,7 +599,7 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
                 let is_audio = track.is_audio;
                 (
                     is_audio,
-                    scope.spawn(move || run_track(track, tx, stop, opts.duration)),
+                    scope.spawn(move || run_track(track, tx, stop, opts.duration, opts.realtime)),
                 )
             })
             .collect();

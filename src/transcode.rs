@@ -35,7 +35,14 @@ impl VideoPipe {
         x264: &X264,
     ) -> Result<VideoPipe, ff::Error> {
         let in_time_base = stream.time_base();
-        let context = ff::codec::context::Context::from_parameters(stream.parameters())?;
+        // Threads as the ffmpeg CLI uses them: as many as there are cores.
+        let threads = || ff::codec::threading::Config {
+            kind: ff::codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        };
+        let mut context = ff::codec::context::Context::from_parameters(stream.parameters())?;
+        context.set_threading(threads());
         let decoder = context.decoder().video()?;
         let codec = ff::encoder::find_by_name("libx264").ok_or(ff::Error::EncoderNotFound)?;
         let rate = stream.avg_frame_rate();

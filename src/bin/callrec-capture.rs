@@ -74,6 +74,7 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
             ..PhoneDevice::default()
         },
         silence_db: args.silence_db,
+        realtime: args.realtime,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
