@@ -23,12 +23,16 @@ _callrec__capture() {
 
     case "${cmd}" in
         callrec__capture)
-            opts="-d -n -o -h -V --audio --video --duration --number --device-number --audio-codec --silence-db --realtime --output-dir --json --help --version"
+            opts="-d -n -o -h -V --list --phone --on-hook --audio --video --duration --number --device-number --audio-codec --silence-db --realtime --output-dir --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --phone)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --audio)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -485,6 +485,8 @@ pub const CAPTURE_SECTIONS: &[Section] = &[
     Section {
         title: "EXAMPLES",
         lines: &[
+            "callrec-capture --list",
+            "callrec-capture --on-hook --number 13321150748 -o spool",
             "callrec-capture --audio alsa:hw:1,0 --video v4l2:/dev/video0 --number 13321150748 -o spool",
             "callrec-capture --audio lavfi:sine --video lavfi:testsrc2 --duration 5 -o spool",
             "callrec-capture --audio pulse:default -o spool | callrec-annotate -i | callrec-seal -o sealed",
@@ -505,6 +507,18 @@ pub const CAPTURE_SECTIONS: &[Section] = &[
     after_help = after_help(CAPTURE_SECTIONS)
 )]
 pub struct CaptureArgs {
+    /// List the phones attached by USB, with their audio, video and hook-switch devices
+    #[arg(long, conflicts_with_all = ["audio", "video", "on_hook", "duration"])]
+    pub list: bool,
+    /// Record from this phone: auto (the first found), or VID:PID. Used when neither --audio
+    /// nor --video is given. Phones are devices with a USB Audio Class interface, or whose
+    /// VID:PID is listed in $CALLREC_PHONE_IDS (comma-separated)
+    #[arg(long, value_name = "auto|VID:PID")]
+    pub phone: Option<String>,
+    /// Wait for the handset to be lifted, and stop when it is put down (needs a phone with a
+    /// HID Telephony hook switch)
+    #[arg(long)]
+    pub on_hook: bool,
     /// Audio source, FORMAT:SPEC (alsa:hw:1,0, pulse:default, lavfi:sine, file:PATH)
     #[arg(long, value_name = "FMT:SPEC")]
     pub audio: Option<String>,
@@ -531,9 +545,10 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub realtime: bool,
     /// Directory for the recording and its sidecar
-    #[arg(short, long, value_name = "DIR")]
-    pub output_dir: PathBuf,
-    /// Print the record as one JSON line ({"type":"record","path":...,"record":{...}})
+    #[arg(short, long, value_name = "DIR", required_unless_present = "list")]
+    pub output_dir: Option<PathBuf>,
+    /// Print JSON Lines: the record ({"type":"record",...}), or with --list one
+    /// {"type":"phone",...} per phone
     #[arg(long)]
     pub json: bool,
 }

@@ -33,6 +33,13 @@ proptest! {
     }
 
     #[test]
+    fn hid_report_descriptor_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        if let Some(switch) = callrec::hid::find_hook_switch(&bytes) {
+            let _ = callrec::hid::hook_state(&switch, &bytes);
+        }
+    }
+
+    #[test]
     fn manifest_like_text_never_panics(lines in proptest::collection::vec("[a-z-]{0,14}: [ -~]{0,70}", 0..16)) {
         let text = format!("callrec-manifest: 1\n{}\n", lines.join("\n"));
         let _ = Manifest::parse(text.as_bytes());

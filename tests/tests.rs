@@ -9,6 +9,7 @@ mod interop;
 mod parsers;
 mod record;
 mod seal;
+mod usb;
 mod util;
 mod validate;
 mod vectors;

@@ -1,27 +1,33 @@
 //! callrec-capture: record a call. See `callrec-capture --help`.
 
+use std::fs::File;
 use std::io::{self, Write};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use anyhow::bail;
+use anyhow::{bail, Context as _};
 use clap::Parser;
 use serde::Serialize;
 
 use callrec::args::{AudioCodecArg, CaptureArgs};
-use callrec::capture::{self, AudioCodec, CaptureError, CaptureOptions};
+use callrec::capture::{self, AudioCodec, CaptureError, CaptureOptions, SourceSpec};
 use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::hid::HookEvents;
 use callrec::record::{PhoneDevice, Record};
+use callrec::usb::{self, Phone, UsbError};
 use callrec::validate;
 
 const PROG: &str = "callrec-capture";
+const SYSFS: &str = "/sys";
 
 #[derive(Serialize)]
 #[serde(tag = "type", rename_all = "kebab-case")]
 enum Wire<'a> {
     Record { path: WirePath, record: &'a Record },
+    Phone(&'a Phone),
 }
 
 fn main() -> ExitCode {
@@ -39,23 +45,122 @@ fn main() -> ExitCode {
     }
 }
 
+/// VID:PID pairs of known phones, from `$CALLREC_PHONE_IDS`.
+fn known_phones() -> anyhow::Result<Vec<(u16, u16)>> {
+    let list = std::env::var("CALLREC_PHONE_IDS").unwrap_or_default();
+    list.split(',')
+        .filter(|s| !s.trim().is_empty())
+        .map(|s| usb::parse_id(s).context("in $CALLREC_PHONE_IDS"))
+        .collect()
+}
+
+fn list(json: bool) -> anyhow::Result<u8> {
+    let devices = match usb::enumerate() {
+        Ok(devices) => devices,
+        Err(UsbError::NoUsb(why)) => {
+            eprintln!("{PROG}: no USB on this machine ({why}); no phone can be attached");
+            return Ok(EXIT_OK);
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let count = devices.len();
+    let phones = usb::phones(devices, &known_phones()?, Path::new(SYSFS));
+    let mut out = io::stdout().lock();
+    for phone in &phones {
+        if json {
+            out.write_all(&cli::json_line(&Wire::Phone(phone)))?;
+        } else {
+            let u = &phone.usb;
+            writeln!(
+                out,
+                "{:04x}:{:04x}  {}  {}  serial {}  usb {}  audio {}  video {}  hook {}",
+                u.vendor_id,
+                u.product_id,
+                cli::escape_control(&u.manufacturer),
+                cli::escape_control(&u.product),
+                cli::escape_control(&u.serial),
+                u.sysfs_name(),
+                phone.audio.as_deref().unwrap_or("-"),
+                phone.video.as_deref().unwrap_or("-"),
+                phone
+                    .hook_device
+                    .as_deref()
+                    .map_or("-".into(), |p| p.display().to_string()),
+            )?;
+        }
+    }
+    if count == 0 {
+        eprintln!("{PROG}: no USB devices on this machine; no phone is attached");
+    } else if phones.is_empty() {
+        eprintln!("{PROG}: no phone among the {count} USB devices");
+    }
+    Ok(EXIT_OK)
+}
+
+/// The phone to record from: `auto` (the first) or `VID:PID`.
+fn find_phone(choice: &str) -> anyhow::Result<Phone> {
+    let devices = usb::enumerate()?;
+    let phones = usb::phones(devices, &known_phones()?, Path::new(SYSFS));
+    let wanted = (choice != "auto")
+        .then(|| usb::parse_id(choice))
+        .transpose()?;
+    phones
+        .into_iter()
+        .find(|p| wanted.is_none_or(|id| (p.usb.vendor_id, p.usb.product_id) == id))
+        .with_context(|| {
+            format!(
+                "no phone ({choice}) attached: callrec-capture --list shows USB phones; to record \
+                 without one, give --audio and/or --video (e.g. --audio lavfi:sine)"
+            )
+        })
+}
+
 fn run(args: CaptureArgs) -> anyhow::Result<u8> {
+    if args.list {
+        return list(args.json);
+    }
+    let out_dir = args.output_dir.clone().expect("clap requires --output-dir");
+    if !out_dir.is_dir() {
+        bail!("output directory {out_dir:?} does not exist");
+    }
     let parse = |s: &Option<String>| {
         s.as_deref()
-            .map(str::parse::<capture::SourceSpec>)
+            .map(str::parse::<SourceSpec>)
             .transpose()
             .map_err(anyhow::Error::msg)
     };
+    let (mut audio, mut video) = (parse(&args.audio)?, parse(&args.video)?);
+    let mut device = PhoneDevice::default();
+    let mut hook = None;
+    if (audio.is_none() && video.is_none()) || args.phone.is_some() || args.on_hook {
+        let phone = find_phone(args.phone.as_deref().unwrap_or("auto"))?;
+        device = phone.usb.phone_device();
+        if audio.is_none() && video.is_none() {
+            audio = phone
+                .audio
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+            video = phone
+                .video
+                .as_deref()
+                .map(str::parse)
+                .transpose()
+                .map_err(anyhow::Error::msg)?;
+        }
+        hook = phone.hook;
+    }
+    if let Some(number) = &args.device_number {
+        device.number = number.clone();
+    }
     let number = match &args.number {
         Some(n) => validate::phone(n).map_err(|e| anyhow::anyhow!("--number: {e}"))?,
         None => String::new(),
     };
-    if !args.output_dir.is_dir() {
-        bail!("output directory {:?} does not exist", args.output_dir);
-    }
     let options = CaptureOptions {
-        audio: parse(&args.audio)?,
-        video: parse(&args.video)?,
+        audio,
+        video,
         audio_codec: match args.audio_codec {
             AudioCodecArg::Opus => AudioCodec::Opus,
             AudioCodecArg::Flac => AudioCodec::Flac,
@@ -67,18 +172,38 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
                     .map_err(|_| anyhow::anyhow!("--duration: give seconds"))
             })
             .transpose()?,
-        out_dir: args.output_dir.clone(),
+        out_dir,
         number,
-        device: PhoneDevice {
-            number: args.device_number.clone().unwrap_or_default(),
-            ..PhoneDevice::default()
-        },
+        device,
         silence_db: args.silence_db,
         realtime: args.realtime,
     };
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         signal_hook::flag::register(signal, Arc::clone(&stop))?;
+    }
+    if args.on_hook {
+        let (node, switch) = hook.context("--on-hook: this phone has no HID hook switch")?;
+        let file = File::open(&node).with_context(|| format!("cannot open {node:?}"))?;
+        let mut events = HookEvents::new(file, switch);
+        eprintln!("{PROG}: waiting for the handset to be lifted");
+        loop {
+            match events.next() {
+                Some(Ok(true)) => break,
+                Some(Ok(false)) => {}
+                Some(Err(e)) => return Err(e).context(format!("reading {node:?}")),
+                None => bail!("{node:?} closed before the handset was lifted"),
+            }
+        }
+        let stop = Arc::clone(&stop);
+        std::thread::spawn(move || {
+            for event in events {
+                if !matches!(event, Ok(true)) {
+                    break; // put down, or the device went away
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+        });
     }
     let captured = capture::capture(&options, &stop)?;
     if let Some(health) = captured
