@@ -571,22 +571,35 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         .map(|s| open_source("video", s))
         .transpose()?;
     let mut output = setup("the output file", ff::format::output_as(&part, "matroska"))?;
-    let mut tracks = Vec::new();
-    if let (Some(input), Some(spec)) = (audio_in, &opts.audio) {
-        tracks.push(audio_track(input, spec, &mut output, opts.audio_codec)?);
-    }
-    if let (Some(input), Some(spec)) = (video_in, &opts.video) {
-        tracks.push(video_track(input, spec, &mut output)?);
-    }
-    let mut options = ff::Dictionary::new();
-    options.set("cluster_time_limit", "1000");
-    options.set("flush_packets", "1");
-    // SAFETY: setting a flag on the open output context before its header is written.
-    unsafe { (*output.as_mut_ptr()).flags |= ff::ffi::AVFMT_FLAG_FLUSH_PACKETS };
-    setup(
-        "the output file",
-        output.write_header_with(options).map(|_| ()),
-    )?;
+    // Until recording starts, a failure leaves no file behind; once it has, a partial
+    // recording is evidence and is kept.
+    let prepared = (|| {
+        let mut tracks = Vec::new();
+        if let (Some(input), Some(spec)) = (audio_in, &opts.audio) {
+            tracks.push(audio_track(input, spec, &mut output, opts.audio_codec)?);
+        }
+        if let (Some(input), Some(spec)) = (video_in, &opts.video) {
+            tracks.push(video_track(input, spec, &mut output)?);
+        }
+        let mut options = ff::Dictionary::new();
+        options.set("cluster_time_limit", "1000");
+        options.set("flush_packets", "1");
+        // SAFETY: setting a flag on the open output context before its header is written.
+        unsafe { (*output.as_mut_ptr()).flags |= ff::ffi::AVFMT_FLAG_FLUSH_PACKETS };
+        setup(
+            "the output file",
+            output.write_header_with(options).map(|_| ()),
+        )?;
+        Ok(tracks)
+    })();
+    let tracks = match prepared {
+        Ok(tracks) => tracks,
+        Err(e) => {
+            drop(output);
+            let _ = std::fs::remove_file(&part);
+            return Err(e);
+        }
+    };
     let out_time_bases: Vec<ff::Rational> = output.streams().map(|s| s.time_base()).collect();
     let has_live = tracks.iter().any(|t| !t.is_file || opts.realtime);
 

@@ -177,3 +177,21 @@ fn silent_audio_is_flagged_and_the_flag_is_sealed() {
     let manifest = String::from_utf8(bytes[parts(&bytes).manifest].to_vec()).unwrap();
     assert!(manifest.contains("\nhealth: silent-audio\n"), "{manifest}");
 }
+
+#[test]
+fn a_source_that_cannot_be_used_leaves_nothing_behind() {
+    let t = TestDir::new();
+    t.ffmpeg(
+        "video.mkv",
+        &["-f", "lavfi", "-i", "testsrc2=duration=1", "-c:v", "mjpeg"],
+    );
+    fs::create_dir(t.join("spool")).unwrap();
+    let (code, stdout, stderr) =
+        run(t
+            .cmd("callrec-capture")
+            .args(["--audio", "file:video.mkv", "-o", "spool"]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("has no audio stream"), "{stderr}");
+    assert_eq!(fs::read_dir(t.join("spool")).unwrap().count(), 0);
+}
