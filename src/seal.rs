@@ -145,13 +145,22 @@ fn encode_text(plain: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError> {
 }
 
 /// Does the sealed file at `output` seal this record with this media?
-fn seals_same(output: &Path, record_id: &RecordId, media_sha256: &[u8; 32]) -> bool {
+/// The input's hash is the sealed media's, or, for watermarked video, the manifest's
+/// `source-sha256`.
+fn seals_same(output: &Path, record_id: &RecordId, source_sha256: &[u8; 32]) -> bool {
     SealedFile::open(output)
         .ok()
         .and_then(|f| f.manifest_bytes().ok())
         .and_then(|m| Manifest::parse(&m).ok())
-        .is_some_and(|m| &m.record_id == record_id && &m.media_sha256 == media_sha256)
+        .is_some_and(|m| {
+            &m.record_id == record_id
+                && (&m.media_sha256 == source_sha256
+                    || m.extra(SOURCE_SHA256) == Some(hex::encode(source_sha256).as_str()))
+        })
 }
+
+/// Manifest fact naming the SHA-256 of the media a watermarked copy was made from.
+pub const SOURCE_SHA256: &str = "source-sha256";
 
 /// Seal one record, named by its media file or its sidecar.
 pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutcome, SealError> {
@@ -253,8 +262,12 @@ fn write_sealed(
         .watermark
         .as_ref()
         .filter(|_| watermark::has_video(&record));
+    let mut source_sha256 = None;
     let (media_sha256, media_len) = match watermark {
         Some(wm) => {
+            let (sha, _) =
+                fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", media_path)?;
+            source_sha256 = Some(sha);
             watermark::watermark(media_path, temp.path(), &record, wm)?;
             let written = File::open(temp.path()).at("cannot read back", temp.path())?;
             let hashed =
@@ -302,6 +315,9 @@ fn write_sealed(
         "watermark".to_string(),
         watermark.map_or_else(|| "none".to_string(), WatermarkOptions::describe),
     ));
+    if let Some(sha) = source_sha256 {
+        extra.push((SOURCE_SHA256.to_string(), hex::encode(sha)));
+    }
     if let Some(health) = record.media.as_ref().and_then(|m| m.health.as_ref()) {
         let flags = if health.is_empty() {
             "ok".to_string()

@@ -109,6 +109,16 @@ fn the_overlay_is_legible_and_its_clock_runs() {
         "{first:?} then {second:?}"
     );
 
+    // The capture's own hash is sealed beside the watermarked copy's, and a second run knows
+    // the record is already sealed.
+    let media_sha = tool_ok("sha256sum", &[media.as_str()], t.path());
+    let media_sha = media_sha.split_whitespace().next().unwrap();
+    assert!(manifest(&sealed[0]).contains(&format!("\nsource-sha256: {media_sha}\n")));
+    let (code, stdout, stderr) = run(t.cmd("callrec-seal").args(["-k", "keys", &media]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stderr.contains("already sealed as"), "{stderr}");
+    assert!(stdout.trim().ends_with(&sealed_name), "{stdout}");
+
     // Audio is copied untouched.
     assert_eq!(
         stream_md5(t.path(), &media, "0:a"),
