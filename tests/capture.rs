@@ -161,6 +161,8 @@ fn silent_audio_is_flagged_and_the_flag_is_sealed() {
     let (code, stdout, stderr) = run(t.cmd("callrec-capture").args([
         "--audio",
         "lavfi:anullsrc=r=16000:cl=mono",
+        "--audio-codec",
+        "flac",
         "--duration",
         "1.5",
         "-o",
@@ -172,6 +174,20 @@ fn silent_audio_is_flagged_and_the_flag_is_sealed() {
         "{stderr}"
     );
     let media = stdout.trim().to_string();
+    let codec = tool_ok(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "csv=p=0",
+            &media,
+        ],
+        t.path(),
+    );
+    assert_eq!(codec.trim(), "flac", "lossless on request");
     let sealed = t.seal("keys", &[&media]);
     let bytes = fs::read(&sealed[0]).unwrap();
     let manifest = String::from_utf8(bytes[parts(&bytes).manifest].to_vec()).unwrap();
