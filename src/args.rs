@@ -552,3 +552,87 @@ pub struct CaptureArgs {
     #[arg(long)]
     pub json: bool,
 }
+
+pub const PUSH_SECTIONS: &[Section] = &[
+    Section {
+        title: "ARCHIVE",
+        lines: &[
+            "TARGET is a directory or mounted share (PATH or file://PATH), or s3://BUCKET/PREFIX for",
+            "S3-compatible storage: endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,",
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (--endpoint overrides); path-style requests.",
+            "Keys are [PREFIX/]YYYY/MM/DD/RECORD-ID.sealed.EXT, from the signed manifest (sealing date,",
+            "UTC). An existing key is never overwritten: the same seal there means already archived,",
+            "anything else is a conflict. After upload the seal is read back (--verify full: all of it).",
+            "Done records are moved to SPOOL/sent/ (or removed with --remove-source), and a receipt is",
+            "appended (and fsynced) to the journal: --journal, else $XDG_STATE_HOME/callrec/push-journal.jsonl,",
+            "else ~/.local/state/callrec/push-journal.jsonl.",
+        ],
+    },
+    Section {
+        title: "EXIT STATUS",
+        lines: &[
+            "0   every record archived (or already archived)",
+            "1   some record failed: not sealed, a conflict, or a mismatch after upload",
+            "2   usage error",
+            "75  the archive was unreachable, or another push holds the spool: nothing was lost; try again",
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        lines: &[
+            "callrec-push --to /mnt/archive spool/",
+            "AWS_ENDPOINT_URL=http://127.0.0.1:3900 callrec-push --to s3://calls/branch-0068 spool/",
+            "callrec-seal -o spool spool-in/ && callrec-push --to s3://calls spool/ || [ $? -eq 75 ]",
+        ],
+    },
+    Section {
+        title: "SEE ALSO",
+        lines: &[SEE_ALSO],
+    },
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum VerifyDepth {
+    /// Read back the object's size, manifest, signature and footer (ranged read)
+    Seal,
+    /// Read back the whole object and compare its SHA-256
+    Full,
+}
+
+/// Send sealed records to the archive: a directory or S3-compatible object storage. Never
+/// overwrites, verifies after upload, loses nothing.
+///
+/// Each INPUT is a sealed file or a spool directory (walked, except its sent/ directory). With
+/// no INPUT and stdin not a terminal, paths are read from stdin. Archive keys are printed on
+/// stdout.
+#[derive(Debug, Parser)]
+#[command(name = "callrec-push", version, after_help = after_help(PUSH_SECTIONS))]
+pub struct PushArgs {
+    /// Sealed files or spool directories
+    #[arg(value_name = "INPUT")]
+    pub inputs: Vec<PathBuf>,
+    /// The archive: a directory, file://PATH, or s3://BUCKET/PREFIX
+    #[arg(long, value_name = "TARGET")]
+    pub to: String,
+    /// S3 endpoint URL [default: $AWS_ENDPOINT_URL]
+    #[arg(long, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// How much of each object to read back after upload
+    #[arg(long, value_enum, default_value_t = VerifyDepth::Seal)]
+    pub verify: VerifyDepth,
+    /// Remove each input once archived and verified, instead of moving it to SPOOL/sent/
+    #[arg(long)]
+    pub remove_source: bool,
+    /// Journal of receipts (JSON Lines)
+    #[arg(long, value_name = "FILE")]
+    pub journal: Option<PathBuf>,
+    /// Upload this many records at once
+    #[arg(short, long, value_name = "N", default_value_t = 4)]
+    pub jobs: usize,
+    /// Read and write path lists NUL-separated instead of one per line
+    #[arg(short = '0', long = "null")]
+    pub null: bool,
+    /// Print one receipt per line as JSON (JSON Lines) instead of keys
+    #[arg(long)]
+    pub json: bool,
+}

@@ -21,6 +21,7 @@ pub mod fsutil;
 pub mod hid;
 pub mod keys;
 pub mod media;
+pub mod push;
 pub mod record;
 pub mod seal;
 pub mod transcode;

@@ -7,8 +7,8 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use callrec::args::{
-    AnnotateArgs, CaptureArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS, CAPTURE_SECTIONS,
-    SEAL_SECTIONS, VERIFY_SECTIONS,
+    AnnotateArgs, CaptureArgs, PushArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS,
+    CAPTURE_SECTIONS, PUSH_SECTIONS, SEAL_SECTIONS, VERIFY_SECTIONS,
 };
 
 fn commands() -> Vec<(clap::Command, &'static [Section])> {
@@ -17,6 +17,7 @@ fn commands() -> Vec<(clap::Command, &'static [Section])> {
         (VerifyArgs::command(), VERIFY_SECTIONS),
         (AnnotateArgs::command(), ANNOTATE_SECTIONS),
         (CaptureArgs::command(), CAPTURE_SECTIONS),
+        (PushArgs::command(), PUSH_SECTIONS),
     ]
 }
 

@@ -7,6 +7,7 @@ mod capture;
 mod docs;
 mod interop;
 mod parsers;
+mod push;
 mod record;
 mod seal;
 mod usb;

@@ -46,6 +46,7 @@ impl TestDir {
             "callrec-verify" => env!("CARGO_BIN_EXE_callrec-verify"),
             "callrec-annotate" => env!("CARGO_BIN_EXE_callrec-annotate"),
             "callrec-capture" => env!("CARGO_BIN_EXE_callrec-capture"),
+            "callrec-push" => env!("CARGO_BIN_EXE_callrec-push"),
             other => panic!("unknown binary {other}"),
         };
         let mut cmd = Command::new(exe);
@@ -55,6 +56,8 @@ impl TestDir {
             .env("HOME", self.path())
             .env_remove("XDG_CONFIG_HOME")
             .env_remove("CALLREC_VOCABULARY")
+            .env_remove("AWS_ENDPOINT_URL")
+            .env("XDG_STATE_HOME", self.path().join("state"))
             .stdin(Stdio::null());
         cmd
     }

@@ -1,0 +1,11 @@
+complete -c callrec-push -l to -d 'The archive: a directory, file://PATH, or s3://BUCKET/PREFIX' -r
+complete -c callrec-push -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-push -l verify -d 'How much of each object to read back after upload' -r -f -a "seal\t'Read back the object\'s size, manifest, signature and footer (ranged read)'
+full\t'Read back the whole object and compare its SHA-256'"
+complete -c callrec-push -l journal -d 'Journal of receipts (JSON Lines)' -r -F
+complete -c callrec-push -s j -l jobs -d 'Upload this many records at once' -r
+complete -c callrec-push -l remove-source -d 'Remove each input once archived and verified, instead of moving it to SPOOL/sent/'
+complete -c callrec-push -s 0 -l null -d 'Read and write path lists NUL-separated instead of one per line'
+complete -c callrec-push -l json -d 'Print one receipt per line as JSON (JSON Lines) instead of keys'
+complete -c callrec-push -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c callrec-push -s V -l version -d 'Print version'

@@ -1,0 +1,169 @@
+//! callrec-push: send sealed records to the archive. See `callrec-push --help`.
+
+use std::fs::OpenOptions;
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Context as _};
+use clap::Parser;
+use rayon::prelude::*;
+
+use callrec::args::{PushArgs, VerifyDepth};
+use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::push::{self, Archive, Target};
+
+const PROG: &str = "callrec-push";
+/// EX_TEMPFAIL: try again later.
+const EXIT_TEMPORARY: u8 = 75;
+
+fn main() -> ExitCode {
+    let args = PushArgs::parse();
+    match run(args) {
+        Ok(code) => ExitCode::from(code),
+        Err(err) => {
+            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}
+
+fn default_journal() -> PathBuf {
+    std::env::var_os("XDG_STATE_HOME")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join("callrec/push-journal.jsonl")
+}
+
+/// The files to push, each with the spool it came from (if any).
+fn collect(inputs: Vec<PathBuf>) -> anyhow::Result<Vec<(PathBuf, Option<PathBuf>)>> {
+    let mut files = Vec::new();
+    for input in inputs {
+        if !input.is_dir() {
+            files.push((input, None));
+            continue;
+        }
+        let sent = input.join("sent");
+        for entry in walkdir::WalkDir::new(&input).sort_by_file_name() {
+            let entry = entry?;
+            let path = entry.path();
+            if entry.file_type().is_file()
+                && !path.starts_with(&sent)
+                && !cli::is_temp_file(path)
+                && path
+                    .file_name()
+                    .is_some_and(|n| !n.to_string_lossy().starts_with(".callrec-push"))
+            {
+                files.push((path.to_path_buf(), Some(input.clone())));
+            }
+        }
+    }
+    Ok(files)
+}
+
+fn run(args: PushArgs) -> anyhow::Result<u8> {
+    let target: Target = args.to.parse().map_err(anyhow::Error::msg)?;
+    let inputs = cli::input_paths(&args.inputs, args.null)?;
+    if inputs.is_empty() {
+        bail!("no input: name sealed files or a spool directory, or pipe a list of paths on stdin");
+    }
+    // One push per spool at a time.
+    let mut locks = Vec::new();
+    for spool in inputs.iter().filter(|p| p.is_dir()) {
+        let path = spool.join(".callrec-push.lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .with_context(|| format!("cannot open {path:?}"))?;
+        if lock.try_lock().is_err() {
+            eprintln!("{PROG}: another callrec-push is working on {spool:?}; try again later");
+            return Ok(EXIT_TEMPORARY);
+        }
+        locks.push(lock);
+    }
+    let files = collect(inputs)?;
+    let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs)?;
+    let journal = args.journal.clone().unwrap_or_else(default_journal);
+    let journal_lock: Mutex<()> = Mutex::new(());
+    let stdout = Mutex::new(io::stdout());
+    let progress = if io::stderr().is_terminal() && !args.json {
+        indicatif::ProgressBar::new(files.len() as u64)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let (failed, unreachable) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(args.jobs.max(1))
+        .build()?;
+    pool.install(|| {
+        files.par_iter().for_each(|(file, spool)| {
+            if unreachable.load(Ordering::Relaxed) {
+                return; // the archive is down: leave the rest for the next run
+            }
+            let result = archive
+                .push(file, args.verify == VerifyDepth::Full)
+                .and_then(|receipt| {
+                    {
+                        let _guard = journal_lock.lock().expect("journal lock");
+                        push::append_receipt(&journal, &receipt)?;
+                    }
+                    if args.remove_source {
+                        std::fs::remove_file(file).map_err(|source| {
+                            callrec::fsutil::PathError {
+                                action: "cannot remove",
+                                path: file.clone(),
+                                source,
+                            }
+                        })?;
+                    } else if let Some(spool) = spool {
+                        push::move_to_sent(spool, file)?;
+                    }
+                    Ok(receipt)
+                });
+            progress.inc(1);
+            match result {
+                Ok(receipt) => {
+                    let line = if args.json {
+                        cli::json_line(&receipt)
+                    } else {
+                        if receipt.status != "uploaded" {
+                            progress.suspend(|| {
+                                eprintln!(
+                                    "{PROG}: {file:?} was already archived as {}",
+                                    receipt.key
+                                )
+                            });
+                        }
+                        format!("{}\n", receipt.key).into_bytes()
+                    };
+                    let _ = stdout.lock().expect("stdout").write_all(&line);
+                }
+                Err(e) => {
+                    if e.is_temporary() {
+                        unreachable.store(true, Ordering::Relaxed);
+                    } else {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                    progress.suspend(|| eprintln!("{PROG}: {file:?}: {}", cli::error_chain(&e)));
+                }
+            }
+        })
+    });
+    progress.finish_and_clear();
+    drop(locks);
+    if unreachable.into_inner() {
+        eprintln!("{PROG}: the archive is unreachable; the spool is intact: run again later");
+        return Ok(EXIT_TEMPORARY);
+    }
+    Ok(if failed.into_inner() > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
+}
