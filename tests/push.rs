@@ -180,3 +180,131 @@ fn an_unreachable_archive_exits_75_with_the_spool_intact() {
             .collect::<Vec<_>>()
     );
 }
+
+/// Objects in the Garage bucket: key → bytes.
+fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use futures::StreamExt;
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(Garage::BUCKET)
+        .with_endpoint(&garage.endpoint)
+        .with_allow_http(true)
+        .with_region("garage")
+        .with_access_key_id(&garage.key_id)
+        .with_secret_access_key(&garage.secret)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut out = std::collections::BTreeMap::new();
+        let mut list = store.list(None);
+        while let Some(meta) = list.next().await {
+            let meta = meta.unwrap();
+            let bytes = store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            out.insert(meta.location.to_string(), bytes.to_vec());
+        }
+        out
+    })
+}
+
+#[test]
+fn s3_push_reads_back_refuses_conflicts_and_never_overwrites() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    spool(&t, 3);
+    let sealed: Vec<Vec<u8>> = files(&t.join("spool"))
+        .iter()
+        .map(|f| fs::read(t.join("spool").join(f)).unwrap())
+        .collect();
+    fs::create_dir(t.join("again")).unwrap();
+    for f in files(&t.join("spool")) {
+        fs::copy(t.join("spool").join(&f), t.join("again").join(&f)).unwrap();
+    }
+    let out = run_ok(garage.env(t.cmd("callrec-push").args([
+        "--to",
+        "s3://calls/branch-0068",
+        "--verify",
+        "full",
+        "--json",
+        "spool",
+    ])));
+    let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(receipts.len(), 3);
+    assert!(receipts
+        .iter()
+        .all(|r| r["status"] == "uploaded" && r["etag"].is_string()));
+    let objects = bucket(&garage);
+    assert_eq!(objects.len(), 3);
+    for (key, bytes) in &objects {
+        assert!(key.starts_with("branch-0068/20"), "{key}");
+        assert!(sealed.contains(bytes), "{key} differs from what was sealed");
+    }
+
+    // The same seals again: already archived.
+    let (code, _, stderr) =
+        run(garage.env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls/branch-0068", "again"]),
+        ));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stderr.matches("already archived").count(), 3, "{stderr}");
+
+    // The same records sealed again: conflicts, and the bucket is unchanged. (Garage ignores
+    // If-None-Match, so this rests on callrec's own check and read-back.)
+    fs::remove_dir_all(t.join("spool")).unwrap();
+    fs::create_dir(t.join("spool")).unwrap();
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "spool", "in"]),
+    );
+    let (code, _, stderr) =
+        run(garage.env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls/branch-0068", "spool"]),
+        ));
+    assert_eq!(code, 1, "{stderr}");
+    assert_eq!(
+        stderr.matches("already holds a different record").count(),
+        3,
+        "{stderr}"
+    );
+    assert_eq!(bucket(&garage), objects);
+}
+
+#[test]
+fn s3_server_down_exits_75_and_the_same_command_completes_later() {
+    let mut garage = Garage::start();
+    let t = TestDir::new();
+    spool(&t, 2);
+    garage.stop();
+    let (code, _, stderr) =
+        run(garage.env(t.cmd("callrec-push").args(["--to", "s3://calls", "spool"])));
+    assert_eq!(code, 75, "{stderr}");
+    assert_eq!(
+        files(&t.join("spool"))
+            .iter()
+            .filter(|f| f.ends_with(".sealed.bin"))
+            .count(),
+        2
+    );
+    assert!(!files(&t.join("spool"))
+        .iter()
+        .any(|f| f.starts_with("sent/")));
+    garage.run_server();
+    let out = run_ok(garage.env(t.cmd("callrec-push").args(["--to", "s3://calls", "spool"])));
+    assert_eq!(lines(&out).len(), 2);
+    assert_eq!(bucket(&garage).len(), 2);
+}

@@ -2,6 +2,7 @@
 
 use std::ffi::OsStr;
 use std::fs;
+use std::fs::File;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -285,4 +286,152 @@ pub fn tool_ok(name: &str, args: &[impl AsRef<OsStr>], dir: &Path) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).expect("UTF-8 output")
+}
+
+/// A real S3 server for the tests: a single-node Garage on loopback, with one bucket and one
+/// key. `.ci/run` installs the `garage` binary (scripts/setup). Stopped when dropped.
+pub struct Garage {
+    dir: tempfile::TempDir,
+    child: Option<std::process::Child>,
+    pub endpoint: String,
+    pub key_id: String,
+    pub secret: String,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Garage {
+    pub const BUCKET: &'static str = "calls";
+
+    pub fn start() -> Garage {
+        let dir = tempfile::Builder::new()
+            .prefix("callrec-garage-")
+            .tempdir()
+            .unwrap();
+        let (rpc, s3, admin) = (free_port(), free_port(), free_port());
+        let secret: String = (0..32)
+            .map(|i| format!("{:02x}", (i * 37 + 11) % 256))
+            .collect();
+        let config = format!(
+            "metadata_dir = \"{d}/meta\"\ndata_dir = \"{d}/data\"\ndb_engine = \"sqlite\"\n\
+             replication_factor = 1\nrpc_bind_addr = \"127.0.0.1:{rpc}\"\n\
+             rpc_public_addr = \"127.0.0.1:{rpc}\"\nrpc_secret = \"{secret}\"\n\
+             [s3_api]\ns3_region = \"garage\"\napi_bind_addr = \"127.0.0.1:{s3}\"\n\
+             root_domain = \".s3.garage.localhost\"\n[admin]\napi_bind_addr = \"127.0.0.1:{admin}\"\n",
+            d = dir.path().display()
+        );
+        fs::write(dir.path().join("garage.toml"), config).unwrap();
+        let mut garage = Garage {
+            dir,
+            child: None,
+            endpoint: format!("http://127.0.0.1:{s3}"),
+            key_id: String::new(),
+            secret: String::new(),
+        };
+        garage.run_server();
+        let status = garage.admin(&["status"]);
+        let node = status
+            .lines()
+            .find_map(|l| {
+                let id = l.split_whitespace().next()?;
+                (id.len() == 16 && id.bytes().all(|b| b.is_ascii_hexdigit()))
+                    .then(|| id.to_string())
+            })
+            .unwrap_or_else(|| panic!("no node id in: {status}"));
+        garage.admin(&["layout", "assign", "-z", "dc1", "-c", "1G", &node]);
+        garage.admin(&["layout", "apply", "--version", "1"]);
+        garage.admin(&["bucket", "create", Self::BUCKET]);
+        let key = garage.admin(&["key", "create", "callrec-test"]);
+        let field = |name: &str| {
+            key.lines()
+                .find_map(|l| l.trim().strip_prefix(name).map(|v| v.trim().to_string()))
+                .unwrap_or_else(|| panic!("no {name} in: {key}"))
+        };
+        garage.key_id = field("Key ID:");
+        garage.secret = field("Secret key:");
+        garage.admin(&[
+            "bucket",
+            "allow",
+            "--read",
+            "--write",
+            "--owner",
+            Self::BUCKET,
+            "--key",
+            "callrec-test",
+        ]);
+        garage
+    }
+
+    fn config(&self) -> PathBuf {
+        self.dir.path().join("garage.toml")
+    }
+
+    /// Start (or restart) the server and wait until it answers.
+    pub fn run_server(&mut self) {
+        let log = File::create(self.dir.path().join("garage.log")).unwrap();
+        let child = Command::new("garage")
+            .arg("-c")
+            .arg(self.config())
+            .arg("server")
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .expect("garage must be installed (scripts/setup installs it)");
+        self.child = Some(child);
+        for _ in 0..100 {
+            let status = Command::new("garage")
+                .arg("-c")
+                .arg(self.config())
+                .arg("status")
+                .output()
+                .unwrap();
+            if status.status.success() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("garage did not start");
+    }
+
+    pub fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    fn admin(&self, args: &[&str]) -> String {
+        let out = Command::new("garage")
+            .arg("-c")
+            .arg(self.config())
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "garage {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// Point a callrec command at this server.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "garage")
+            .env("AWS_ACCESS_KEY_ID", &self.key_id)
+            .env("AWS_SECRET_ACCESS_KEY", &self.secret)
+    }
+}
+
+impl Drop for Garage {
+    fn drop(&mut self) {
+        self.stop();
+    }
 }
