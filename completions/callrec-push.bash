@@ -23,7 +23,7 @@ _callrec__push() {
 
     case "${cmd}" in
         callrec__push)
-            opts="-j -0 -h -V --to --endpoint --verify --remove-source --journal --jobs --null --json --help --version"
+            opts="-p -j -0 -h -V --to --endpoint --pubkey --verify --remove-source --journal --jobs --null --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -34,6 +34,14 @@ _callrec__push() {
                     return 0
                     ;;
                 --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --pubkey)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -p)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

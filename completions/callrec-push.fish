@@ -1,5 +1,6 @@
 complete -c callrec-push -l to -d 'The archive: a directory, file://PATH, or s3://BUCKET/PREFIX' -r
 complete -c callrec-push -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-push -s p -l pubkey -d 'Fully verify each record against this trusted public key (seal.pub or a key directory) before pushing it; repeatable. Without it only the document\'s quick checks guard the push' -r -F
 complete -c callrec-push -l verify -d 'How much of each object to read back after upload' -r -f -a "seal\t'Read back the object\'s size, manifest, signature and footer (ranged read)'
 full\t'Read back the whole object and compare its SHA-256'"
 complete -c callrec-push -l journal -d 'Journal of receipts (JSON Lines)' -r -F

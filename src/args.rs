@@ -580,7 +580,7 @@ pub const PUSH_SECTIONS: &[Section] = &[
     Section {
         title: "EXAMPLES",
         lines: &[
-            "callrec-push --to /mnt/archive spool/",
+            "callrec-push --pubkey seal.pub --to /mnt/archive spool/",
             "AWS_ENDPOINT_URL=http://127.0.0.1:3900 callrec-push --to s3://calls/branch-0068 spool/",
             "callrec-seal -o spool spool-in/ && callrec-push --to s3://calls spool/ || [ $? -eq 75 ]",
         ],
@@ -617,6 +617,10 @@ pub struct PushArgs {
     /// S3 endpoint URL [default: $AWS_ENDPOINT_URL]
     #[arg(long, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Fully verify each record against this trusted public key (seal.pub or a key directory)
+    /// before pushing it; repeatable. Without it only the document's quick checks guard the push
+    #[arg(short, long, value_name = "PUB")]
+    pub pubkey: Vec<PathBuf>,
     /// How much of each object to read back after upload
     #[arg(long, value_enum, default_value_t = VerifyDepth::Seal)]
     pub verify: VerifyDepth,

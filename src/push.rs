@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
+use crate::keys::TrustedKeys;
 use crate::verify::{self, SealedFile, VerifyError};
 
 /// Where records go.
@@ -183,13 +184,29 @@ impl Archive {
     }
 
     /// Push one sealed file: upload unless the same seal is archived already, then read it back.
-    pub fn push(&self, path: &Path, verify_full: bool) -> Result<Receipt, PushError> {
-        self.runtime.block_on(self.push_async(path, verify_full))
+    /// With `trusted` keys the file is fully verified first; otherwise the quick checks guard
+    /// against pushing something that is not a seal at all.
+    pub fn push(
+        &self,
+        path: &Path,
+        trusted: Option<&TrustedKeys>,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
+        let sealed = SealedFile::open(path)?;
+        match trusted {
+            Some(keys) => verify::full(&sealed, keys, None).map(|_| ())?,
+            None => verify::quick(&sealed).map(|_| ())?,
+        }
+        self.runtime
+            .block_on(self.push_async(path, sealed, verify_full))
     }
 
-    async fn push_async(&self, path: &Path, verify_full: bool) -> Result<Receipt, PushError> {
-        let sealed = SealedFile::open(path)?;
-        verify::quick(&sealed)?;
+    async fn push_async(
+        &self,
+        path: &Path,
+        sealed: SealedFile,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
         let manifest_bytes = sealed.manifest_bytes()?;
         let manifest = Manifest::parse(&manifest_bytes).map_err(|e| VerifyError::Failed {
             check: verify::Check::Manifest,

@@ -122,6 +122,25 @@ fn pushing_again_is_a_no_op_and_a_different_seal_is_a_conflict() {
 }
 
 #[test]
+fn a_record_that_fails_verification_is_not_pushed() {
+    let t = TestDir::new();
+    spool(&t, 1);
+    let name = files(&t.join("spool")).remove(0);
+    let path = t.join("spool").join(&name);
+    let mut bytes = fs::read(&path).unwrap();
+    bytes[0] ^= 1; // the media, where only the signed hash notices
+    fs::write(&path, bytes).unwrap();
+    let (code, stdout, stderr) = run(t
+        .cmd("callrec-push")
+        .args(["--to", "archive", "--pubkey", "keys", "spool"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("media-sha256 check failed"), "{stderr}");
+    assert!(!t.join("archive").exists() || files(&t.join("archive")).is_empty());
+    assert!(path.exists());
+}
+
+#[test]
 fn a_killed_push_run_again_archives_everything_exactly_once() {
     let t = TestDir::new();
     spool(&t, 150);

@@ -88,6 +88,11 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         locks.push(lock);
     }
     let files = collect(inputs)?;
+    let trusted = if args.pubkey.is_empty() {
+        None
+    } else {
+        Some(callrec::keys::TrustedKeys::load(&args.pubkey)?)
+    };
     let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs)?;
     let journal = args.journal.clone().unwrap_or_else(default_journal);
     let journal_lock: Mutex<()> = Mutex::new(());
@@ -107,7 +112,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                 return; // the archive is down: leave the rest for the next run
             }
             let result = archive
-                .push(file, args.verify == VerifyDepth::Full)
+                .push(file, trusted.as_ref(), args.verify == VerifyDepth::Full)
                 .and_then(|receipt| {
                     {
                         let _guard = journal_lock.lock().expect("journal lock");
