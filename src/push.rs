@@ -102,6 +102,8 @@ pub struct Archive {
 
 /// Objects up to this size are sent in one request; larger ones in parts of this size.
 pub const PART_SIZE: usize = 16 << 20;
+/// Parts of one object in flight at once.
+pub const PART_CONCURRENCY: usize = 4;
 
 impl Archive {
     /// Open a target. For S3, endpoint, region and credentials come the standard way
@@ -306,36 +308,23 @@ impl Archive {
             };
             return Ok((hex::encode(hasher.finalize()), result.e_tag, result.version));
         }
-        let mut upload = self.store.put_multipart(location).await?;
+        // Parts go up several at a time, as S3 clients do.
+        let upload = self.store.put_multipart(location).await?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut buf = vec![0u8; PART_SIZE];
         loop {
-            let mut filled = 0;
-            while filled < buf.len() {
-                let n = file.read(&mut buf[filled..]).at("cannot read", path)?;
-                if n == 0 {
-                    break;
-                }
-                filled += n;
-            }
-            if filled == 0 {
+            let n = file.read(&mut buf).at("cannot read", path)?;
+            if n == 0 {
                 break;
             }
-            hasher.update(&buf[..filled]);
-            if let Err(e) = upload
-                .put_part(PutPayload::from(buf[..filled].to_vec()))
-                .await
-            {
-                let _ = upload.abort().await;
+            hasher.update(&buf[..n]);
+            if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
+                let _ = writer.abort().await;
                 return Err(e.into());
             }
-            if filled < buf.len() {
-                break;
-            }
+            writer.write(&buf[..n]);
         }
-        let result = match upload.complete().await {
-            Ok(result) => result,
-            Err(e) => return Err(e.into()),
-        };
+        let result = writer.finish().await?;
         Ok((hex::encode(hasher.finalize()), result.e_tag, result.version))
     }
 }

@@ -336,3 +336,32 @@ fn s3_server_down_exits_75_and_the_same_command_completes_later() {
     assert_eq!(lines(&out).len(), 2);
     assert_eq!(bucket(&garage).len(), 2);
 }
+
+#[test]
+fn s3_large_records_go_up_in_parts() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    t.keygen("keys");
+    let big: Vec<u8> = (0..40u32 << 20)
+        .map(|i| (i.wrapping_mul(2654435761) >> 24) as u8)
+        .collect();
+    t.write("in/big.bin", &big);
+    fs::create_dir(t.join("spool")).unwrap();
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "spool", "in"]),
+    );
+    let sealed = fs::read(t.join("spool/big.sealed.bin")).unwrap();
+    run_ok(
+        garage.env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls", "--verify", "full", "spool"]),
+        ),
+    );
+    let objects = bucket(&garage);
+    assert_eq!(objects.len(), 1);
+    assert!(
+        objects.values().next().unwrap() == &sealed,
+        "the object differs from the sealed file"
+    );
+}
