@@ -335,20 +335,44 @@ fn file_sha256(path: &Path) -> Result<String, PathError> {
     Ok(hex::encode(sha))
 }
 
-/// Append a receipt to the journal and fsync it, so the terminal can prove what it handed over.
-pub fn append_receipt(journal: &Path, receipt: &Receipt) -> Result<(), PathError> {
-    if let Some(dir) = journal.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).at("cannot create", dir)?;
+/// The journal of receipts: JSON Lines, appended and fsynced, so the terminal can prove what
+/// it handed over. Shared by concurrent pushes: lines are written whole under a lock, and the
+/// fsyncs, which need no lock, overlap.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    lock: std::sync::Mutex<()>,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal, PathError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at("cannot create", dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .at("cannot open", path)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            lock: std::sync::Mutex::new(()),
+        })
     }
-    let mut file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(journal)
-        .at("cannot open", journal)?;
-    let mut line = serde_json::to_vec(receipt).expect("receipts serialise");
-    line.push(b'\n');
-    file.write_all(&line).at("cannot write", journal)?;
-    file.sync_all().at("cannot sync", journal)
+
+    /// Append a receipt and return once it is on disk.
+    pub fn append(&self, receipt: &Receipt) -> Result<(), PathError> {
+        let mut line = serde_json::to_vec(receipt).expect("receipts serialise");
+        line.push(b'\n');
+        {
+            let _whole_line = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            (&self.file)
+                .write_all(&line)
+                .at("cannot write", &self.path)?;
+        }
+        self.file.sync_data().at("cannot sync", &self.path)
+    }
 }
 
 /// Move a pushed file from its spool into the spool's `sent/` directory (same relative path).

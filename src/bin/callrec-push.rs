@@ -94,8 +94,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         Some(callrec::keys::TrustedKeys::load(&args.pubkey)?)
     };
     let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs)?;
-    let journal = args.journal.clone().unwrap_or_else(default_journal);
-    let journal_lock: Mutex<()> = Mutex::new(());
+    let journal = push::Journal::open(&args.journal.clone().unwrap_or_else(default_journal))?;
     let stdout = Mutex::new(io::stdout());
     let progress = if io::stderr().is_terminal() && !args.json {
         indicatif::ProgressBar::new(files.len() as u64)
@@ -114,10 +113,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
             let result = archive
                 .push(file, trusted.as_ref(), args.verify == VerifyDepth::Full)
                 .and_then(|receipt| {
-                    {
-                        let _guard = journal_lock.lock().expect("journal lock");
-                        push::append_receipt(&journal, &receipt)?;
-                    }
+                    journal.append(&receipt)?;
                     if args.remove_source {
                         std::fs::remove_file(file).map_err(|source| {
                             callrec::fsutil::PathError {
