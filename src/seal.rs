@@ -246,13 +246,23 @@ fn write_sealed(
     temp.as_file()
         .set_permissions(source.meta.permissions())
         .at("cannot set permissions on", temp.path())?;
+    // The source's hash, read at most once: for a bare file's id, and beside a watermark.
+    let mut source_sha256 = None;
+    let mut hash_source = || -> Result<[u8; 32], SealError> {
+        if let Some(sha) = source_sha256 {
+            return Ok(sha);
+        }
+        (&source.file)
+            .seek(io::SeekFrom::Start(0))
+            .at("cannot read", media_path)?;
+        let (sha, _) =
+            fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", media_path)?;
+        source_sha256 = Some(sha);
+        Ok(sha)
+    };
     let mut record = match source.record {
         Some(record) => record,
-        None => {
-            let (sha, _) =
-                fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", media_path)?;
-            Record::new(RecordId::for_bare_media(&source.meta, &sha))
-        }
+        None => Record::new(RecordId::for_bare_media(&source.meta, &hash_source()?)),
     };
     if record.media.is_none() {
         record.media = Some(media::probe(media_path, source.meta.len()));
@@ -262,34 +272,31 @@ fn write_sealed(
         .watermark
         .as_ref()
         .filter(|_| watermark::has_video(&record));
-    let mut source_sha256 = None;
-    let (media_sha256, media_len) = match watermark {
+    let (media_sha256, media_len, source_sha256) = match watermark {
         Some(wm) => {
-            let (sha, _) =
-                fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", media_path)?;
-            source_sha256 = Some(sha);
+            let source_sha256 = hash_source()?;
             watermark::watermark(media_path, temp.path(), &record, wm)?;
             let written = File::open(temp.path()).at("cannot read back", temp.path())?;
-            let hashed =
+            let (sha, len) =
                 fsutil::copy_hashing(written, io::sink()).at("cannot read back", temp.path())?;
             temp.as_file_mut()
                 .seek(io::SeekFrom::End(0))
                 .at("cannot write", temp.path())?;
-            hashed
+            (sha, len, Some(source_sha256))
         }
         None => {
             let (source_file, expected) = (&source.file, source.meta.len());
             (&*source_file)
                 .seek(io::SeekFrom::Start(0))
                 .at("cannot read", media_path)?;
-            let copied =
+            let (sha, len) =
                 fsutil::copy_hashing(source_file, &mut temp).at("cannot copy", media_path)?;
-            if copied.1 != expected {
+            if len != expected {
                 return Err(SealError::MediaChanged {
                     path: media_path.to_path_buf(),
                 });
             }
-            copied
+            (sha, len, None)
         }
     };
     let checksum =

@@ -136,11 +136,7 @@ impl Vocabulary {
         if let Some(p) = std::env::var_os("CALLREC_VOCABULARY").filter(|p| !p.is_empty()) {
             return Some(PathBuf::from(p));
         }
-        std::env::var_os("XDG_CONFIG_HOME")
-            .filter(|d| !d.is_empty())
-            .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-            .map(|d| d.join("callrec").join("vocabulary.json"))
+        crate::cli::xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("vocabulary.json"))
     }
 
     /// The built-in vocabulary, changed by the file at `path` if it exists (or, for an

@@ -31,12 +31,9 @@ fn main() -> ExitCode {
 }
 
 fn default_journal() -> PathBuf {
-    std::env::var_os("XDG_STATE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/state")))
-        .unwrap_or_else(|| PathBuf::from("."))
-        .join("callrec/push-journal.jsonl")
+    cli::xdg_dir("XDG_STATE_HOME", ".local/state")
+        .unwrap_or_else(|| PathBuf::from("callrec"))
+        .join("push-journal.jsonl")
 }
 
 /// The files to push, each with the spool it came from (if any).
