@@ -23,7 +23,7 @@ _callrec__push() {
 
     case "${cmd}" in
         callrec__push)
-            opts="-p -j -0 -h -V --to --endpoint --pubkey --verify --remove-source --journal --jobs --null --json --help --version"
+            opts="-p -j -0 -h -V --to --endpoint --pubkey --verify --remove-source --journal --retain-days --retain-until --lock-mode --legal-hold --require-retention --jobs --null --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -51,6 +51,18 @@ _callrec__push() {
                     ;;
                 --journal)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retain-days)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --retain-until)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lock-mode)
+                    COMPREPLY=($(compgen -W "compliance governance" -- "${cur}"))
                     return 0
                     ;;
                 --jobs)

@@ -559,7 +559,8 @@ pub const PUSH_SECTIONS: &[Section] = &[
         lines: &[
             "TARGET is a directory or mounted share (PATH or file://PATH), or s3://BUCKET/PREFIX for",
             "S3-compatible storage: endpoint, region and credentials from AWS_ENDPOINT_URL, AWS_REGION,",
-            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY (--endpoint overrides); path-style requests.",
+            "AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, AWS_PROFILE and the AWS profile files, as the AWS",
+            "SDK resolves them (--endpoint overrides); path-style requests.",
             "Keys are [PREFIX/]YYYY/MM/DD/RECORD-ID.sealed.EXT, from the signed manifest (sealing date,",
             "UTC). An existing key is never overwritten: the same seal there means already archived,",
             "anything else is a conflict. After upload the seal is read back (--verify full: all of it).",
@@ -569,10 +570,22 @@ pub const PUSH_SECTIONS: &[Section] = &[
         ],
     },
     Section {
+        title: "RETENTION",
+        lines: &[
+            "--retain-days/--retain-until (with --lock-mode) and --legal-hold set S3 Object Lock on each",
+            "object right after its upload, before it counts as done; the bucket must have Object Lock",
+            "enabled. The lock is read back and recorded in the receipt. If the archive did not keep it",
+            "(a directory, a store without Object Lock, a bucket without it) the push says so and the",
+            "record is archived without it; --require-retention makes that a failure (exit 1) and the",
+            "record stays in the spool. An existing longer retention is left as it is.",
+        ],
+    },
+    Section {
         title: "EXIT STATUS",
         lines: &[
             "0   every record archived (or already archived)",
-            "1   some record failed: not sealed, a conflict, or a mismatch after upload",
+            "1   some record failed: not sealed, a conflict, a mismatch after upload, or (with",
+            "    --require-retention) a lock the archive did not keep",
             "2   usage error",
             "75  the archive was unreachable, or another push holds the spool: nothing was lost; try again",
         ],
@@ -582,6 +595,7 @@ pub const PUSH_SECTIONS: &[Section] = &[
         lines: &[
             "callrec-push --pubkey seal.pub --to /mnt/archive spool/",
             "AWS_ENDPOINT_URL=http://127.0.0.1:3900 callrec-push --to s3://calls/branch-0068 spool/",
+            "callrec-push --to s3://calls --retain-days 2557 --require-retention spool/   # 7 years, WORM",
             "callrec-seal -o spool spool-in/ && callrec-push --to s3://calls spool/ || [ $? -eq 75 ]",
         ],
     },
@@ -590,6 +604,18 @@ pub const PUSH_SECTIONS: &[Section] = &[
         lines: &[SEE_ALSO],
     },
 ];
+
+/// A retention date: `YYYY-MM-DD` (midnight UTC) or RFC 3339, in the future.
+fn parse_until(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    let until = chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .map(|d| d.and_time(chrono::NaiveTime::MIN).and_utc())
+        .or_else(|_| chrono::DateTime::parse_from_rfc3339(s).map(|d| d.to_utc()))
+        .map_err(|_| format!("{s:?} is not a date: use YYYY-MM-DD or RFC 3339"))?;
+    if until <= chrono::Utc::now() {
+        return Err(format!("{s:?} is not in the future"));
+    }
+    Ok(until)
+}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum VerifyDepth {
@@ -630,6 +656,21 @@ pub struct PushArgs {
     /// Journal of receipts (JSON Lines)
     #[arg(long, value_name = "FILE")]
     pub journal: Option<PathBuf>,
+    /// Lock each object (S3 Object Lock) for N days from now
+    #[arg(long, value_name = "N", conflicts_with = "retain_until")]
+    pub retain_days: Option<u32>,
+    /// Lock each object until DATE (YYYY-MM-DD, midnight UTC, or RFC 3339)
+    #[arg(long, value_name = "DATE", value_parser = parse_until)]
+    pub retain_until: Option<chrono::DateTime<chrono::Utc>>,
+    /// Object Lock mode for --retain-days and --retain-until
+    #[arg(long, value_enum, value_name = "MODE", default_value_t = crate::archive::LockMode::Compliance)]
+    pub lock_mode: crate::archive::LockMode,
+    /// Place a legal hold on each object
+    #[arg(long)]
+    pub legal_hold: bool,
+    /// Fail a record whose Object Lock the archive did not keep (by default: a warning)
+    #[arg(long)]
+    pub require_retention: bool,
     /// Upload this many records at once
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
@@ -639,4 +680,252 @@ pub struct PushArgs {
     /// Print one receipt per line as JSON (JSON Lines) instead of keys
     #[arg(long)]
     pub json: bool,
+}
+
+pub const QUERY_SECTIONS: &[Section] = &[
+    Section {
+        title: "INDEX",
+        lines: &[
+            "The index is an SQLite file: --db, else $XDG_DATA_HOME/callrec/index.sqlite, else",
+            "~/.local/share/callrec/index.sqlite. It is created readable by its owner only: it holds the",
+            "decrypted text info. `index` lists each ARCHIVE (a directory, or s3://BUCKET/PREFIX with",
+            "the same AWS_* settings as callrec-push), reads the seal and text block of every record it",
+            "has not seen (ranged reads on S3; unchanged records, by key and ETag, are not read again),",
+            "checks them (the document's quick checks, the manifest and the text's SHA-256; with",
+            "--pubkey also the signature), decrypts the text info with --identity, and flags records",
+            "that fail. The schema is in docs/QUERY.md.",
+        ],
+    },
+    Section {
+        title: "SEARCH",
+        lines: &[
+            "Every condition of the document's figure 7; all given ones must hold. Values match",
+            "literally (quotes, % and _ are themselves); --customer and an institution name match a",
+            "part. --from/--to take a day (YYYY-MM-DD, in each call's own time zone, inclusive) or an",
+            "RFC 3339 time. Only the latest version of a corrected record is shown (--all-versions",
+            "shows every one; `history ID` lists one record's versions). Output: an aligned table on a",
+            "terminal, record ids one per line in a pipe, --csv (UTF-8 with a byte-order mark, so",
+            "spreadsheets keep the Chinese text) or --json (JSON Lines).",
+        ],
+    },
+    Section {
+        title: "WORKLOAD",
+        lines: &[
+            "`stats` counts each operator's calls per day, week or month (--by), with --quota N marking",
+            "who is behind, the result distribution, and each operator's failure rate (results 2-7 among",
+            "calls with a result). Records that failed a check are counted apart, never as work done.",
+        ],
+    },
+    Section {
+        title: "FETCH",
+        lines: &[
+            "`get ID` fetches the record from its archive and verifies it fully (--pubkey, or",
+            "$CALLREC_PUBKEY) before handing anything out: --sealed the sealed file, --audio or --video",
+            "the stream remuxed into a playable file (.mka/.opus, .mkv/.mp4), --text the text info as",
+            "JSON, --print a printable page of every field and the verification verdict. A record that",
+            "fails is refused, with the failed check named.",
+        ],
+    },
+    Section {
+        title: "EXIT STATUS",
+        lines: &[
+            "0   done",
+            "1   get: the record is not in the index, or failed verification; index: some record",
+            "    failed a check (it is flagged in the index)",
+            "2   usage error, or the index or archive could not be read",
+            "75  the archive was unreachable: try again",
+        ],
+    },
+    Section {
+        title: "EXAMPLES",
+        lines: &[
+            "callrec-query index --identity keys/ --pubkey keys/seal.pub /srv/archive",
+            "callrec-query search --phone 13321150748 --result 1 --from 2026-11-01 --to 2026-11-30",
+            "callrec-query search --customer 李 --business-type 大额核实 --csv > calls.csv",
+            "callrec-query stats --by week --quota 50",
+            "callrec-query get 20261127T093000Z-0a1b2c3d4e5f --audio -o call.opus",
+            "callrec-query get 20261127T093000Z-0a1b2c3d4e5f --print --identity keys/ | lp",
+        ],
+    },
+    Section {
+        title: "SEE ALSO",
+        lines: &[SEE_ALSO, "docs/QUERY.md: the index"],
+    },
+];
+
+/// Find any call in the archive, fetch its audio or video, print its text, report workloads.
+#[derive(Debug, Parser)]
+#[command(name = "callrec-query", version, after_help = after_help(QUERY_SECTIONS))]
+pub struct QueryArgs {
+    /// The index [default: $XDG_DATA_HOME/callrec/index.sqlite]
+    #[arg(long, global = true, value_name = "PATH")]
+    pub db: Option<PathBuf>,
+    /// S3 endpoint URL [default: $AWS_ENDPOINT_URL]
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    #[command(subcommand)]
+    pub command: QueryCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum QueryCommand {
+    /// Build or update the index of one or more archives
+    Index(QueryIndexArgs),
+    /// Search the index by the conditions of figure 7
+    Search(Box<QuerySearchArgs>),
+    /// Every version of one record: the original and its corrections
+    History(QueryHistoryArgs),
+    /// Operators' workload: calls per period, against a quota
+    Stats(QueryStatsArgs),
+    /// Fetch a record from the archive, fully verified
+    Get(QueryGetArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct QueryIndexArgs {
+    /// Archives: directories, or s3://BUCKET/PREFIX
+    #[arg(value_name = "ARCHIVE", required = true)]
+    pub archives: Vec<String>,
+    /// The server's key for the text info: an age identity file, a table key, or a key directory
+    #[arg(short, long, value_name = "KEY")]
+    pub identity: Option<PathBuf>,
+    /// Also check each record's signature against these trusted public keys; repeatable
+    #[arg(short, long, value_name = "PUB")]
+    pub pubkey: Vec<PathBuf>,
+    /// Print a summary per archive and each flagged record as JSON Lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QuerySearchArgs {
+    /// From this day (YYYY-MM-DD) or time (RFC 3339)
+    #[arg(long, value_name = "WHEN")]
+    pub from: Option<crate::query::Bound>,
+    /// To this day (inclusive) or time
+    #[arg(long, value_name = "WHEN")]
+    pub to: Option<crate::query::Bound>,
+    /// Collection flag (采集标志)
+    #[arg(long, value_name = "FLAG")]
+    pub collection_flag: Option<String>,
+    /// Institution code, or part of its name
+    #[arg(long, value_name = "CODE|NAME")]
+    pub institution: Option<String>,
+    /// Phone number called
+    #[arg(long, value_name = "NUMBER")]
+    pub phone: Option<String>,
+    /// Part of the customer's name
+    #[arg(long, value_name = "NAME")]
+    pub customer: Option<String>,
+    /// Account or card number
+    #[arg(long, value_name = "NUMBER")]
+    pub account: Option<String>,
+    /// Role of the person called: code, label or English name
+    #[arg(long, value_name = "ROLE")]
+    pub role: Option<String>,
+    /// Business type: code, label or English name
+    #[arg(long, value_name = "TYPE")]
+    pub business_type: Option<String>,
+    /// Verification result codes (1-7); repeatable or comma-separated
+    #[arg(long, value_name = "CODE", value_delimiter = ',', value_parser = clap::value_parser!(u8).range(1..=99))]
+    pub result: Vec<u8>,
+    /// Local device number
+    #[arg(long, value_name = "NUMBER")]
+    pub device: Option<String>,
+    /// Operator (teller) number
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<String>,
+    /// Only records that failed a check at indexing
+    #[arg(long)]
+    pub failed: bool,
+    /// Every version of corrected records, not only the latest
+    #[arg(long)]
+    pub all_versions: bool,
+    /// Order by
+    #[arg(long, value_enum, default_value_t = crate::query::SortKey::Time)]
+    pub sort: crate::query::SortKey,
+    /// Reverse the order (newest first for time)
+    #[arg(short, long)]
+    pub reverse: bool,
+    /// At most N records
+    #[arg(long, value_name = "N")]
+    pub limit: Option<u64>,
+    /// Vocabulary file for role and business type names [default: as callrec-annotate]
+    #[arg(long, value_name = "FILE")]
+    pub vocabulary: Option<PathBuf>,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+/// How tables are printed.
+#[derive(Debug, Args)]
+pub struct TableOutput {
+    /// CSV with a header (UTF-8 with a byte-order mark)
+    #[arg(long, conflicts_with = "json")]
+    pub csv: bool,
+    /// JSON Lines
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryHistoryArgs {
+    /// The record id (of the original or of any correction)
+    #[arg(value_name = "ID")]
+    pub id: String,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+pub struct QueryStatsArgs {
+    /// From this day (YYYY-MM-DD) or time (RFC 3339)
+    #[arg(long, value_name = "WHEN")]
+    pub from: Option<crate::query::Bound>,
+    /// To this day (inclusive) or time
+    #[arg(long, value_name = "WHEN")]
+    pub to: Option<crate::query::Bound>,
+    /// One operator's own view
+    #[arg(long, value_name = "ID")]
+    pub operator: Option<String>,
+    /// Count per
+    #[arg(long, value_enum, default_value_t = crate::query::Period::Day)]
+    pub by: crate::query::Period,
+    /// Calls each operator should make per period
+    #[arg(long, value_name = "N")]
+    pub quota: Option<u64>,
+    #[command(flatten)]
+    pub output: TableOutput,
+}
+
+#[derive(Debug, Args)]
+#[command(group = clap::ArgGroup::new("what").required(true))]
+pub struct QueryGetArgs {
+    /// The record id
+    #[arg(value_name = "ID")]
+    pub id: String,
+    /// The audio, remuxed into a playable file (name it .mka or .opus)
+    #[arg(long, group = "what", requires = "output")]
+    pub audio: bool,
+    /// The video, remuxed into a playable file (name it .mkv or .mp4)
+    #[arg(long, group = "what", requires = "output")]
+    pub video: bool,
+    /// The sealed file itself
+    #[arg(long, group = "what", requires = "output")]
+    pub sealed: bool,
+    /// The text info as JSON (needs --identity)
+    #[arg(long, group = "what", requires = "identity")]
+    pub text: bool,
+    /// A printable page of every field and the verdict (needs --identity)
+    #[arg(long, group = "what", requires = "identity")]
+    pub print: bool,
+    /// Write here (never over an existing file) [default for --text and --print: stdout]
+    #[arg(short, long, value_name = "FILE")]
+    pub output: Option<PathBuf>,
+    /// Trusted public key (seal.pub or a key directory); repeatable [default: $CALLREC_PUBKEY]
+    #[arg(short, long, value_name = "PUB")]
+    pub pubkey: Vec<PathBuf>,
+    /// The key for the text info: an age identity file, a table key, or a key directory
+    #[arg(short, long, value_name = "KEY")]
+    pub identity: Option<PathBuf>,
 }

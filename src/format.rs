@@ -10,12 +10,11 @@
 //! allocate more than the format's fixed limits.
 
 use std::fmt::Write as _;
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::fsutil::ReadAt;
 use crate::record::RecordId;
 
 /// Size of the footer at the very end of a sealed file.
@@ -203,12 +202,12 @@ pub fn checksum_offsets(media_len: u64) -> Vec<u64> {
     (1..=6).map(|i| i * (media_len / 7)).collect()
 }
 
-/// The document's `lChecksum`, read from the first `media_len` bytes of `file`.
-pub fn quick_checksum(file: &File, media_len: u64) -> std::io::Result<u64> {
+/// The document's `lChecksum`, read from the first `media_len` bytes of `source`.
+pub fn quick_checksum(source: &dyn ReadAt, media_len: u64) -> std::io::Result<u64> {
     let mut sum = 0u64;
     for offset in checksum_offsets(media_len) {
         let mut byte = [0u8; 1];
-        file.read_exact_at(&mut byte, offset)?;
+        source.read_exact_at(&mut byte, offset)?;
         sum += u64::from(byte[0]);
     }
     Ok(sum)

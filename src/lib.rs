@@ -9,9 +9,12 @@
 //! - [`chain`]: each sealing key's hash chain and its crash-safe state.
 //! - [`seal`] and [`verify`]: making and checking sealed files.
 //! - [`media`]: media facts read with FFmpeg.
+//! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
+//! - [`query`]: the index of an archive: search, workload, fetch.
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
 
 pub mod annotate;
+pub mod archive;
 pub mod args;
 pub mod capture;
 pub mod chain;
@@ -21,7 +24,7 @@ pub mod fsutil;
 pub mod hid;
 pub mod keys;
 pub mod media;
-pub mod push;
+pub mod query;
 pub mod record;
 pub mod seal;
 pub mod transcode;

@@ -10,13 +10,12 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use crate::format::{self, Cipher, Footer, Manifest, FOOTER_LEN, UNTRUSTED_COMMENT};
-use crate::fsutil::{self, PathContext, PathError};
+use crate::fsutil::{self, PathContext, PathError, ReadAt};
 use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 
@@ -87,10 +86,12 @@ fn failed(check: Check, reason: impl Into<String>) -> VerifyError {
     }
 }
 
-/// A file whose footer has been read and whose layout accounts for every byte.
+/// A sealed file (or archived object) whose footer has been read and whose layout accounts
+/// for every byte.
 pub struct SealedFile {
+    /// The file's path, or the object's archive key: for messages.
     pub path: PathBuf,
-    file: File,
+    source: Box<dyn ReadAt>,
     pub footer: Footer,
 }
 
@@ -99,23 +100,33 @@ impl SealedFile {
     pub fn open(path: &Path) -> Result<SealedFile, VerifyError> {
         let file = File::open(path).at("cannot open", path)?;
         let len = file.metadata().at("cannot read", path)?.len();
+        SealedFile::from_source(path, Box::new(file), len)
+    }
+
+    /// Parse the footer of `len` bytes read through `source`, named `path` in messages.
+    pub fn from_source(
+        path: &Path,
+        source: Box<dyn ReadAt>,
+        len: u64,
+    ) -> Result<SealedFile, VerifyError> {
         let mut tail = [0u8; FOOTER_LEN as usize];
         if len >= FOOTER_LEN {
-            file.read_exact_at(&mut tail, len - FOOTER_LEN)
+            source
+                .read_exact_at(&mut tail, len - FOOTER_LEN)
                 .at("cannot read", path)?;
         }
         let footer =
             Footer::decode(&tail, len).map_err(|e| failed(Check::Footer, e.to_string()))?;
         Ok(SealedFile {
             path: path.to_path_buf(),
-            file,
+            source,
             footer,
         })
     }
 
     fn read_at(&self, offset: u64, len: u32) -> Result<Vec<u8>, PathError> {
         let mut buf = vec![0u8; len as usize];
-        self.file
+        self.source
             .read_exact_at(&mut buf, offset)
             .at("cannot read", &self.path)?;
         Ok(buf)
@@ -140,18 +151,10 @@ impl SealedFile {
         let mut buf = vec![0u8; fsutil::IO_BUFFER];
         let mut offset = 0u64;
         while offset < self.footer.media_len {
-            let want = buf.len().min((self.footer.media_len - offset) as usize);
-            let n = self
-                .file
-                .read_at(&mut buf[..want], offset)
+            let n = buf.len().min((self.footer.media_len - offset) as usize);
+            self.source
+                .read_exact_at(&mut buf[..n], offset)
                 .at("cannot read", &self.path)?;
-            if n == 0 {
-                return Err(PathError {
-                    action: "file shrank while reading",
-                    path: self.path.clone(),
-                    source: io::ErrorKind::UnexpectedEof.into(),
-                });
-            }
             hasher.update(&buf[..n]);
             if let Some(sink) = sink.as_mut() {
                 sink.write_all(&buf[..n])
@@ -173,8 +176,8 @@ pub struct QuickVerified {
 /// six media bytes and the text block, whatever the media's size.
 pub fn quick(sealed: &SealedFile) -> Result<QuickVerified, VerifyError> {
     let footer = sealed.footer;
-    let checksum =
-        format::quick_checksum(&sealed.file, footer.media_len).at("cannot read", &sealed.path)?;
+    let checksum = format::quick_checksum(sealed.source.as_ref(), footer.media_len)
+        .at("cannot read", &sealed.path)?;
     if checksum != footer.checksum {
         return Err(failed(
             Check::MediaChecksum,
@@ -209,8 +212,32 @@ pub fn full(
     trusted: &TrustedKeys,
     media_sink: Option<&mut dyn Write>,
 ) -> Result<Verified, VerifyError> {
-    let QuickVerified { footer } = quick(sealed)?;
+    let verified = seal(sealed, trusted)?;
+    if sealed.hash_media(media_sink)? != verified.manifest.media_sha256 {
+        return Err(failed(
+            Check::MediaSha256,
+            "the media does not match the signed SHA-256: the media was changed",
+        ));
+    }
+    Ok(verified)
+}
 
+/// Every check but the media's SHA-256: what can be proven from the end of the file alone
+/// (the footer, text block, manifest and signature, and six media bytes).
+pub fn seal(sealed: &SealedFile, trusted: &TrustedKeys) -> Result<Verified, VerifyError> {
+    let (manifest, manifest_bytes) = manifest(sealed)?;
+    check_signature(sealed, &manifest, &manifest_bytes, trusted)?;
+    check_text(sealed, &manifest)?;
+    Ok(Verified {
+        manifest_sha256: Manifest::sha256(&manifest_bytes),
+        manifest,
+    })
+}
+
+/// The quick checks, then the manifest: it parses and agrees with the footer. Says nothing of
+/// who signed it.
+pub fn manifest(sealed: &SealedFile) -> Result<(Manifest, Vec<u8>), VerifyError> {
+    let QuickVerified { footer } = quick(sealed)?;
     let manifest_bytes = sealed.manifest_bytes()?;
     let manifest =
         Manifest::parse(&manifest_bytes).map_err(|e| failed(Check::Manifest, e.to_string()))?;
@@ -236,9 +263,11 @@ pub fn full(
             "text-cipher differs between the manifest and the footer",
         ));
     }
+    Ok((manifest, manifest_bytes))
+}
 
-    check_signature(sealed, &manifest, &manifest_bytes, trusted)?;
-
+/// The text block's SHA-256 equals the manifest's.
+pub fn check_text(sealed: &SealedFile, manifest: &Manifest) -> Result<(), VerifyError> {
     let text = sealed.text_block()?;
     if Sha256::digest(&text).as_slice() != manifest.text_sha256 {
         return Err(failed(
@@ -246,16 +275,7 @@ pub fn full(
             "the text block does not match the signed SHA-256: the text info was replaced",
         ));
     }
-    if sealed.hash_media(media_sink)? != manifest.media_sha256 {
-        return Err(failed(
-            Check::MediaSha256,
-            "the media does not match the signed SHA-256: the media was changed",
-        ));
-    }
-    Ok(Verified {
-        manifest_sha256: Manifest::sha256(&manifest_bytes),
-        manifest,
-    })
+    Ok(())
 }
 
 fn check_signature(
@@ -430,6 +450,11 @@ pub enum ShowError {
 /// directory). The caller verifies the file first.
 pub fn read_text(sealed: &SealedFile, key_path: &Path) -> Result<Record, ShowError> {
     let key = keys::load_text_key(key_path, sealed.footer.cipher)?;
+    decode_text(sealed, &key)
+}
+
+/// Decode a sealed file's text info with a loaded key, which must suit its cipher.
+pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowError> {
     let block = sealed.text_block().map_err(VerifyError::from)?;
     let payload = &block[..block.len() - 1];
     let decrypt_error = |reason: String| ShowError::Decrypt {
@@ -609,4 +634,52 @@ pub fn histories(records: &[(PathBuf, Verified)]) -> Vec<History> {
             }
         })
         .collect()
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExtractError {
+    #[error(transparent)]
+    Verify(#[from] VerifyError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Remux(#[from] crate::media::RemuxError),
+    #[error("{0:?} exists; not overwritten")]
+    Exists(PathBuf),
+    #[error("cannot tell a container from the name {0:?}: use .mka, .opus, .mkv or .mp4")]
+    Container(PathBuf),
+}
+
+/// Verify `sealed` fully and write its media, or only its audio or video streams remuxed into
+/// a playable file, to the new file `out`. Nothing appears under `out` unless every check
+/// passed.
+pub fn extract(
+    sealed: &SealedFile,
+    trusted: &TrustedKeys,
+    streams: Option<crate::media::StreamKind>,
+    out: &Path,
+) -> Result<Verified, ExtractError> {
+    if out.exists() {
+        return Err(ExtractError::Exists(out.to_path_buf()));
+    }
+    let container = match streams {
+        Some(_) => Some(
+            crate::media::container_for(out)
+                .ok_or_else(|| ExtractError::Container(out.to_path_buf()))?,
+        ),
+        None => None,
+    };
+    let dir = fsutil::parent_dir(out);
+    let mut media = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
+    let verified = full(sealed, trusted, Some(&mut media))?;
+    let result = match (streams, container) {
+        (Some(kind), Some(container)) => {
+            let remuxed = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
+            crate::media::remux(media.path(), remuxed.path(), kind, &container)?;
+            remuxed
+        }
+        _ => media,
+    };
+    fsutil::persist_noclobber(result, out).at("cannot write", out)?;
+    Ok(verified)
 }

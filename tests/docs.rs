@@ -7,8 +7,9 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use callrec::args::{
-    AnnotateArgs, CaptureArgs, PushArgs, SealArgs, Section, VerifyArgs, ANNOTATE_SECTIONS,
-    CAPTURE_SECTIONS, PUSH_SECTIONS, SEAL_SECTIONS, VERIFY_SECTIONS,
+    AnnotateArgs, CaptureArgs, PushArgs, QueryArgs, SealArgs, Section, VerifyArgs,
+    ANNOTATE_SECTIONS, CAPTURE_SECTIONS, PUSH_SECTIONS, QUERY_SECTIONS, SEAL_SECTIONS,
+    VERIFY_SECTIONS,
 };
 
 fn commands() -> Vec<(clap::Command, &'static [Section])> {
@@ -18,6 +19,7 @@ fn commands() -> Vec<(clap::Command, &'static [Section])> {
         (AnnotateArgs::command(), ANNOTATE_SECTIONS),
         (CaptureArgs::command(), CAPTURE_SECTIONS),
         (PushArgs::command(), PUSH_SECTIONS),
+        (QueryArgs::command(), QUERY_SECTIONS),
     ]
 }
 

@@ -365,3 +365,167 @@ fn s3_large_records_go_up_in_parts() {
         "the object differs from the sealed file"
     );
 }
+
+/// Object Lock against moto, which implements it (Garage does not): for the protocol only.
+#[test]
+fn object_lock_is_set_at_push_and_read_back() {
+    let moto = Moto::start();
+    let t = TestDir::new();
+    spool(&t, 2);
+    let out = run_ok(moto.env(t.cmd("callrec-push").args([
+        "--to",
+        "s3://locked/calls",
+        "--retain-days",
+        "30",
+        "--lock-mode",
+        "compliance",
+        "--legal-hold",
+        "--require-retention",
+        "--json",
+        "spool",
+    ])));
+    let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(receipts.len(), 2);
+    let in_30_days = (chrono::Utc::now() + chrono::Duration::days(30)).timestamp();
+    for receipt in &receipts {
+        let retention = &receipt["retention"];
+        assert_eq!(retention["mode"], "COMPLIANCE", "{receipt}");
+        assert_eq!(retention["legal_hold"], true, "{receipt}");
+        let until = chrono::DateTime::parse_from_rfc3339(retention["until"].as_str().unwrap())
+            .unwrap()
+            .timestamp();
+        assert!((until - in_30_days).abs() < 120, "{receipt}");
+        // Read independently of callrec, by boto3.
+        let key = receipt["key"].as_str().unwrap();
+        let seen = moto.boto(&format!(
+            "h = s3.head_object(Bucket='locked', Key='{key}')\n\
+             print(h['ObjectLockMode'], int(h['ObjectLockRetainUntilDate'].timestamp()), \
+             h['ObjectLockLegalHoldStatus'])"
+        ));
+        let fields: Vec<&str> = seen.split_whitespace().collect();
+        assert_eq!(fields[0], "COMPLIANCE");
+        assert!(
+            (fields[1].parse::<i64>().unwrap() - until).abs() <= 1,
+            "{seen}"
+        );
+        assert_eq!(fields[2], "ON");
+    }
+    // Pushed again with a shorter retention: already archived, the longer lock stands.
+    for f in files(&t.join("spool/sent")) {
+        fs::rename(t.join("spool/sent").join(&f), t.join("spool").join(&f)).unwrap();
+    }
+    let out = run_ok(moto.env(t.cmd("callrec-push").args([
+        "--to",
+        "s3://locked/calls",
+        "--retain-days",
+        "1",
+        "--require-retention",
+        "--json",
+        "spool",
+    ])));
+    for line in String::from_utf8(out.stdout).unwrap().lines() {
+        let receipt: serde_json::Value = serde_json::from_str(line).unwrap();
+        assert_eq!(receipt["status"], "already-archived");
+        let until =
+            chrono::DateTime::parse_from_rfc3339(receipt["retention"]["until"].as_str().unwrap())
+                .unwrap()
+                .timestamp();
+        assert!((until - in_30_days).abs() < 120, "{receipt}");
+    }
+}
+
+#[test]
+fn a_store_without_object_lock_is_named_and_require_retention_fails() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    spool(&t, 1);
+    let sealed = files(&t.join("spool"))
+        .into_iter()
+        .find(|f| f.ends_with(".sealed.bin"))
+        .unwrap();
+    let (code, _, stderr) = run(garage.env(t.cmd("callrec-push").args([
+        "--to",
+        "s3://calls",
+        "--retain-days",
+        "7",
+        "--require-retention",
+        "spool",
+    ])));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stderr.contains("did not keep the retention"), "{stderr}");
+    assert!(
+        t.join("spool").join(&sealed).exists(),
+        "the record stays in the spool"
+    );
+
+    // Without --require-retention: archived, with a plain warning and the reason in the receipt.
+    let (code, stdout, stderr) = run(garage.env(t.cmd("callrec-push").args([
+        "--to",
+        "s3://calls",
+        "--retain-days",
+        "7",
+        "--json",
+        "spool",
+    ])));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(
+        stderr.contains("archived without the Object Lock asked for"),
+        "{stderr}"
+    );
+    let receipt: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    assert!(receipt["retention_problem"].is_string(), "{receipt}");
+    assert!(receipt.get("retention").is_none(), "{receipt}");
+}
+
+#[test]
+fn s3_push_killed_midway_and_run_again_archives_everything_exactly_once() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    spool(&t, 60);
+    let sealed: std::collections::BTreeSet<Vec<u8>> = files(&t.join("spool"))
+        .iter()
+        .filter(|f| f.ends_with(".sealed.bin"))
+        .map(|f| fs::read(t.join("spool").join(f)).unwrap())
+        .collect();
+    let mut child = garage
+        .env(t.cmd("callrec-push").args(["--to", "s3://calls", "-j", "1", "spool"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it once some records, but not all, have gone up.
+    for _ in 0..200 {
+        std::thread::sleep(Duration::from_millis(25));
+        let sent = files(&t.join("spool"))
+            .iter()
+            .filter(|f| f.starts_with("sent/"))
+            .count();
+        if sent >= 5 {
+            break;
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let sent_before = files(&t.join("spool"))
+        .iter()
+        .filter(|f| f.starts_with("sent/"))
+        .count();
+    assert!(sent_before < 60, "the push finished before it was killed");
+    run_ok(garage.env(t.cmd("callrec-push").args(["--to", "s3://calls", "spool"])));
+    let objects = bucket(&garage);
+    assert_eq!(objects.len(), 60, "every record archived exactly once");
+    for (key, bytes) in &objects {
+        assert!(key.ends_with(".sealed.bin"), "{key}");
+        assert!(sealed.contains(bytes), "{key} is not a whole sealed record");
+    }
+    let spool_files = files(&t.join("spool"));
+    assert_eq!(
+        spool_files.iter().filter(|f| f.starts_with("sent/")).count(),
+        60,
+        "nothing missing from the spool"
+    );
+}

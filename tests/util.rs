@@ -48,6 +48,7 @@ impl TestDir {
             "callrec-annotate" => env!("CARGO_BIN_EXE_callrec-annotate"),
             "callrec-capture" => env!("CARGO_BIN_EXE_callrec-capture"),
             "callrec-push" => env!("CARGO_BIN_EXE_callrec-push"),
+            "callrec-query" => env!("CARGO_BIN_EXE_callrec-query"),
             other => panic!("unknown binary {other}"),
         };
         let mut cmd = Command::new(exe);
@@ -59,6 +60,7 @@ impl TestDir {
             .env_remove("CALLREC_VOCABULARY")
             .env_remove("AWS_ENDPOINT_URL")
             .env("XDG_STATE_HOME", self.path().join("state"))
+            .env("XDG_DATA_HOME", self.path().join("data"))
             .stdin(Stdio::null());
         cmd
     }
@@ -433,5 +435,78 @@ impl Garage {
 impl Drop for Garage {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// The moto S3 server (PyPI `moto[server]`) on loopback, with a bucket that has Object Lock
+/// enabled. Garage does not implement Object Lock; moto does, so the Object Lock tests use it,
+/// for the protocol only: moto is a test double of AWS, not an archive. Stopped when dropped.
+pub struct Moto {
+    child: std::process::Child,
+    pub endpoint: String,
+}
+
+impl Moto {
+    pub const BUCKET: &'static str = "locked";
+
+    pub fn start() -> Moto {
+        let port = free_port();
+        let child = Command::new("moto_server")
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("moto_server must be installed (scripts/setup installs it)");
+        let moto = Moto {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
+        for _ in 0..200 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                moto.boto(&format!(
+                    "s3.create_bucket(Bucket='{}', ObjectLockEnabledForBucket=True)",
+                    Self::BUCKET
+                ));
+                return moto;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        panic!("moto_server did not start");
+    }
+
+    /// Run Python with `s3`, a boto3 client of this server, and return what it prints: an
+    /// independent reader of what the server holds.
+    pub fn boto(&self, code: &str) -> String {
+        let script = format!(
+            "import boto3\ns3 = boto3.client('s3', endpoint_url='{}', region_name='us-east-1', \
+             aws_access_key_id='test', aws_secret_access_key='test')\n{code}\n",
+            self.endpoint
+        );
+        let out = Command::new("python3")
+            .arg("-c")
+            .arg(script)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "boto3: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    }
+
+    /// Point a callrec command at this server.
+    pub fn env<'a>(&self, cmd: &'a mut Command) -> &'a mut Command {
+        cmd.env("AWS_ENDPOINT_URL", &self.endpoint)
+            .env("AWS_REGION", "us-east-1")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+    }
+}
+
+impl Drop for Moto {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

@@ -11,9 +11,9 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use rayon::prelude::*;
 
+use callrec::archive::{self, Archive, Target};
 use callrec::args::{PushArgs, VerifyDepth};
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
-use callrec::push::{self, Archive, Target};
 
 const PROG: &str = "callrec-push";
 /// EX_TEMPFAIL: try again later.
@@ -90,8 +90,16 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
     } else {
         Some(callrec::keys::TrustedKeys::load(&args.pubkey)?)
     };
-    let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs)?;
-    let journal = push::Journal::open(&args.journal.clone().unwrap_or_else(default_journal))?;
+    let retention = (args.retain_days.is_some() || args.retain_until.is_some() || args.legal_hold)
+        .then(|| archive::Retention {
+            until: args.retain_until.or(args
+                .retain_days
+                .map(|days| chrono::Utc::now() + chrono::Duration::days(days.into()))),
+            mode: args.lock_mode,
+            legal_hold: args.legal_hold,
+        });
+    let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs, retention)?;
+    let journal = archive::Journal::open(&args.journal.clone().unwrap_or_else(default_journal))?;
     let stdout = Mutex::new(io::stdout());
     let progress = if io::stderr().is_terminal() && !args.json {
         indicatif::ProgressBar::new(files.len() as u64)
@@ -109,6 +117,13 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
             }
             let result = archive
                 .push(file, trusted.as_ref(), args.verify == VerifyDepth::Full)
+                .and_then(|receipt| match &receipt.retention_problem {
+                    Some(reason) if args.require_retention => Err(archive::PushError::RetentionNotKept {
+                        key: receipt.key.clone(),
+                        reason: reason.clone(),
+                    }),
+                    _ => Ok(receipt),
+                })
                 .and_then(|receipt| {
                     journal.append(&receipt)?;
                     if args.remove_source {
@@ -120,13 +135,21 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                             }
                         })?;
                     } else if let Some(spool) = spool {
-                        push::move_to_sent(spool, file)?;
+                        archive::move_to_sent(spool, file)?;
                     }
                     Ok(receipt)
                 });
             progress.inc(1);
             match result {
                 Ok(receipt) => {
+                    if let Some(reason) = &receipt.retention_problem {
+                        progress.suspend(|| {
+                            eprintln!(
+                                "{PROG}: warning: {} is archived without the Object Lock asked for: {reason}",
+                                receipt.key
+                            )
+                        });
+                    }
                     let line = if args.json {
                         cli::json_line(&receipt)
                     } else {

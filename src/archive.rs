@@ -1,0 +1,796 @@
+//! The server archive: a directory (or mounted share) or S3-compatible object storage, through
+//! one interface (`object_store`), so both behave alike. Records are pushed to it and read
+//! back from it (listed, ranged reads of their seals, fetched whole).
+//!
+//! Archive keys are `[PREFIX/]YYYY/MM/DD/RECORD-ID.sealed.EXT`, from the signed manifest (the
+//! sealing date in UTC and the record id, which is restricted to `[A-Za-z0-9_-]`), so no record
+//! can name a key outside its prefix. An existing key is never overwritten: if it holds the
+//! same seal the record is already archived, otherwise it is a conflict and nothing changes.
+//! After an upload the object's seal is read back (a ranged read of its manifest, signature
+//! and footer; all of it with full verification) before the record counts as done.
+//!
+//! S3 Object Lock (retention and legal hold) is set through the AWS SDK, which speaks those
+//! parts of the protocol, right after the upload and before the record counts as done; it is
+//! then read back, so a store that ignores it is caught. Endpoint, region and credentials for
+//! both clients come from one place: the AWS SDK's standard resolution.
+
+use std::fs::{File, OpenOptions};
+use std::io::{Read, Write};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{DateTime, Datelike, Utc};
+use futures::StreamExt;
+use object_store::{ObjectStore, PutMode, PutOptions, PutPayload};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+use crate::format::Manifest;
+use crate::fsutil::{self, PathContext, PathError};
+use crate::keys::TrustedKeys;
+use crate::verify::{self, SealedFile, VerifyError};
+
+/// Where records go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    Dir(PathBuf),
+    S3 { bucket: String, prefix: String },
+}
+
+impl std::fmt::Display for Target {
+    /// The form [`Target::from_str`](std::str::FromStr) reads back.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Target::Dir(dir) => write!(f, "{}", dir.display()),
+            Target::S3 { bucket, prefix } if prefix.is_empty() => write!(f, "s3://{bucket}"),
+            Target::S3 { bucket, prefix } => write!(f, "s3://{bucket}/{prefix}"),
+        }
+    }
+}
+
+/// An archived object, as listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Object {
+    pub key: String,
+    pub size: u64,
+    /// What changes when the object changes: its ETag (or, failing that, its modification
+    /// time).
+    pub etag: String,
+}
+
+/// Is `key` a safe archive key: relative, `/`-separated, no empty, `.` or `..` segment, no
+/// control characters? Only such keys are read, so none can name a file outside a directory
+/// archive.
+pub fn is_safe_key(key: &str) -> bool {
+    !key.is_empty()
+        && key
+            .split('/')
+            .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'))
+        && !key.chars().any(char::is_control)
+}
+
+impl std::str::FromStr for Target {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Target, String> {
+        if let Some(rest) = s.strip_prefix("s3://") {
+            let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+            if bucket.is_empty() {
+                return Err(format!("{s:?}: no bucket; use s3://BUCKET/PREFIX"));
+            }
+            return Ok(Target::S3 {
+                bucket: bucket.to_string(),
+                prefix: prefix.trim_matches('/').to_string(),
+            });
+        }
+        let path = s.strip_prefix("file://").unwrap_or(s);
+        if path.is_empty() {
+            return Err("empty target".into());
+        }
+        Ok(Target::Dir(PathBuf::from(path)))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PushError {
+    #[error(transparent)]
+    NotSealed(#[from] VerifyError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error("archive key {key} already holds a different record; nothing was changed")]
+    Conflict { key: String },
+    #[error("the archived copy of {key} does not match the local seal after upload")]
+    Mismatch { key: String },
+    /// The archive could not be reached or answered with an error: try again later.
+    #[error("archive unreachable: {0}")]
+    Unreachable(String),
+    #[error("{key}: the archive did not keep the retention: {reason}")]
+    RetentionNotKept { key: String, reason: String },
+    #[error("cannot open the archive: {0}")]
+    Setup(String),
+}
+
+impl PushError {
+    /// Temporary failures (exit 75) leave everything to be tried again.
+    pub fn is_temporary(&self) -> bool {
+        matches!(self, PushError::Unreachable(_))
+    }
+}
+
+impl From<object_store::Error> for PushError {
+    fn from(e: object_store::Error) -> PushError {
+        PushError::Unreachable(e.to_string())
+    }
+}
+
+/// S3 Object Lock modes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum LockMode {
+    /// Nobody, not even the bucket's owner, can delete the object or shorten its retention
+    Compliance,
+    /// Users with a special permission can lift the lock
+    Governance,
+}
+
+impl LockMode {
+    fn sdk(self) -> aws_sdk_s3::types::ObjectLockRetentionMode {
+        match self {
+            LockMode::Compliance => aws_sdk_s3::types::ObjectLockRetentionMode::Compliance,
+            LockMode::Governance => aws_sdk_s3::types::ObjectLockRetentionMode::Governance,
+        }
+    }
+}
+
+/// The Object Lock a push asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retention {
+    /// Keep the object until then (with `mode`); `None` for a legal hold alone.
+    pub until: Option<DateTime<Utc>>,
+    pub mode: LockMode,
+    pub legal_hold: bool,
+}
+
+/// The Object Lock read back from the archive after it was set.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct RetentionKept {
+    pub mode: Option<String>,
+    pub until: Option<String>,
+    pub legal_hold: bool,
+}
+
+/// The proof that a record was handed over, appended to the journal.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Receipt {
+    pub key: String,
+    pub record_id: String,
+    pub size: u64,
+    /// SHA-256 of the whole sealed file as archived.
+    pub sha256: String,
+    pub manifest_sha256: String,
+    pub etag: Option<String>,
+    pub version: Option<String>,
+    /// `uploaded`, or `already-archived` when the same seal was there before.
+    pub status: &'static str,
+    pub at: String,
+    /// The Object Lock as read back, when one was asked for and kept.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention: Option<RetentionKept>,
+    /// Why the Object Lock asked for was not kept (the record is archived without it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retention_problem: Option<String>,
+}
+
+/// An open archive.
+pub struct Archive {
+    target: Target,
+    store: Arc<dyn ObjectStore>,
+    prefix: String,
+    runtime: tokio::runtime::Runtime,
+    /// The bucket and an SDK client for the parts of S3 that `object_store` does not speak.
+    s3: Option<(aws_sdk_s3::Client, String)>,
+    retention: Option<Retention>,
+}
+
+/// Objects up to this size are sent in one request; larger ones in parts of this size.
+pub const PART_SIZE: usize = 16 << 20;
+/// Parts of one object in flight at once.
+pub const PART_CONCURRENCY: usize = 4;
+
+impl Archive {
+    /// Open a target. For S3, endpoint, region and credentials are resolved the AWS SDK's
+    /// standard way (`AWS_ENDPOINT_URL`, `AWS_REGION`, `AWS_ACCESS_KEY_ID`,
+    /// `AWS_SECRET_ACCESS_KEY`, `AWS_PROFILE` and the profile files), with `endpoint` overriding;
+    /// requests are path-style, as on-premises stores expect.
+    pub fn open(
+        target: &Target,
+        endpoint: Option<&str>,
+        jobs: usize,
+        retention: Option<Retention>,
+    ) -> Result<Archive, PushError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(jobs.clamp(1, 16))
+            .enable_all()
+            .build()
+            .map_err(|e| PushError::Setup(e.to_string()))?;
+        let (store, prefix, s3): (Arc<dyn ObjectStore>, String, _) = match target {
+            Target::Dir(dir) => {
+                std::fs::create_dir_all(dir).at("cannot create", dir)?;
+                let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
+                    .map_err(|e| PushError::Setup(e.to_string()))?;
+                (Arc::new(store), String::new(), None)
+            }
+            Target::S3 { bucket, prefix } => {
+                let (store, client) = runtime.block_on(open_s3(bucket, endpoint))?;
+                (
+                    Arc::new(store),
+                    prefix.clone(),
+                    Some((client, bucket.clone())),
+                )
+            }
+        };
+        let target = match target {
+            Target::Dir(dir) => Target::Dir(std::path::absolute(dir).at("cannot resolve", dir)?),
+            other => other.clone(),
+        };
+        Ok(Archive {
+            target,
+            store,
+            prefix,
+            runtime,
+            s3,
+            retention,
+        })
+    }
+
+    /// The archive's name: an absolute directory or `s3://BUCKET/PREFIX`.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Every sealed record's object under the prefix (keys `….sealed.EXT`), sorted by key.
+    pub fn list(&self) -> Result<Vec<Object>, PushError> {
+        self.runtime.block_on(async {
+            let prefix = (!self.prefix.is_empty())
+                .then(|| object_store::path::Path::from(self.prefix.as_str()));
+            let mut listing = self.store.list(prefix.as_ref());
+            let mut objects = Vec::new();
+            while let Some(meta) = listing.next().await {
+                let meta = meta?;
+                let key = meta.location.to_string();
+                let name = key.rsplit('/').next().unwrap_or_default();
+                if is_safe_key(&key) && name.contains(".sealed.") && !name.contains('#') {
+                    objects.push(Object {
+                        key,
+                        size: meta.size,
+                        etag: meta
+                            .e_tag
+                            .unwrap_or_else(|| meta.last_modified.to_rfc3339()),
+                    });
+                }
+            }
+            objects.sort_by(|a, b| a.key.cmp(&b.key));
+            Ok(objects)
+        })
+    }
+
+    /// Random access to an archived object: the file itself in a directory archive; ranged
+    /// requests to object storage, with the object's last 64 KiB (where the seal is) read
+    /// once up front.
+    pub fn reader(&self, object: &Object) -> Result<Box<dyn fsutil::ReadAt>, PushError> {
+        if !is_safe_key(&object.key) {
+            return Err(PushError::Setup(format!(
+                "unsafe archive key {:?}",
+                object.key
+            )));
+        }
+        if let Target::Dir(dir) = &self.target {
+            let path = dir.join(&object.key);
+            return Ok(Box::new(File::open(&path).at("cannot open", &path)?));
+        }
+        let location = object_store::path::Path::from(object.key.as_str());
+        let tail_start = object.size.saturating_sub(TAIL_CACHE);
+        let tail = self
+            .runtime
+            .block_on(self.store.get_range(&location, tail_start..object.size))?;
+        Ok(Box::new(ObjectReader {
+            store: self.store.clone(),
+            handle: self.runtime.handle().clone(),
+            location,
+            tail_start,
+            tail,
+        }))
+    }
+
+    /// Copy an archived object into `out` (which should be a new temporary file).
+    pub fn fetch(&self, key: &str, mut out: impl Write) -> Result<u64, PushError> {
+        if !is_safe_key(key) {
+            return Err(PushError::Setup(format!("unsafe archive key {key:?}")));
+        }
+        let location = object_store::path::Path::from(key);
+        self.runtime.block_on(async {
+            let mut stream = self.store.get(&location).await?.into_stream();
+            let mut total = 0u64;
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk?;
+                out.write_all(&chunk)
+                    .map_err(|e| PushError::Setup(e.to_string()))?;
+                total += chunk.len() as u64;
+            }
+            Ok(total)
+        })
+    }
+
+    /// The archive key of a sealed file.
+    pub fn key(&self, manifest: &Manifest, file_name: &str) -> String {
+        let ext = file_name
+            .rsplit_once('.')
+            .map(|(_, e)| e)
+            .filter(|e| {
+                !e.is_empty() && e.len() <= 16 && e.bytes().all(|b| b.is_ascii_alphanumeric())
+            })
+            .unwrap_or("bin");
+        let date = manifest.sealed_at;
+        let key = format!(
+            "{:04}/{:02}/{:02}/{}.sealed.{ext}",
+            date.year(),
+            date.month(),
+            date.day(),
+            manifest.record_id
+        );
+        if self.prefix.is_empty() {
+            key
+        } else {
+            format!("{}/{key}", self.prefix)
+        }
+    }
+
+    /// Push one sealed file: upload unless the same seal is archived already, then read it back.
+    /// With `trusted` keys the file is fully verified first; otherwise the quick checks guard
+    /// against pushing something that is not a seal at all.
+    pub fn push(
+        &self,
+        path: &Path,
+        trusted: Option<&TrustedKeys>,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
+        let sealed = SealedFile::open(path)?;
+        match trusted {
+            Some(keys) => verify::full(&sealed, keys, None).map(|_| ())?,
+            None => verify::quick(&sealed).map(|_| ())?,
+        }
+        self.runtime
+            .block_on(self.push_async(path, sealed, verify_full))
+    }
+
+    async fn push_async(
+        &self,
+        path: &Path,
+        sealed: SealedFile,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
+        let manifest_bytes = sealed.manifest_bytes()?;
+        let manifest = Manifest::parse(&manifest_bytes).map_err(|e| VerifyError::Failed {
+            check: verify::Check::Manifest,
+            reason: e.to_string(),
+        })?;
+        let file = File::open(path).at("cannot open", path)?;
+        let size = file.metadata().at("cannot read", path)?.len();
+        let tail_start = sealed.footer.manifest_offset();
+        let mut tail = vec![0u8; (size - tail_start) as usize];
+        file.read_exact_at(&mut tail, tail_start)
+            .at("cannot read", path)?;
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let key = self.key(&manifest, &name);
+        let location = object_store::path::Path::from(key.as_str());
+
+        let mut status = "uploaded";
+        let (sha256, etag, version) = match self.store.head(&location).await {
+            Ok(_) => {
+                status = "already-archived";
+                (file_sha256(path)?, None, None)
+            }
+            Err(object_store::Error::NotFound { .. }) => {
+                self.upload(path, &file, size, &location).await?
+            }
+            Err(e) => return Err(e.into()),
+        };
+        // Read back: the object must end with this seal, and be this size.
+        let meta = self.store.head(&location).await?;
+        let remote_tail = if meta.size == size {
+            Some(self.store.get_range(&location, tail_start..size).await?)
+        } else {
+            None
+        };
+        if remote_tail.as_deref() != Some(&tail[..]) {
+            return Err(if status == "uploaded" {
+                PushError::Mismatch { key }
+            } else {
+                PushError::Conflict { key }
+            });
+        }
+        if verify_full {
+            let mut stream = self.store.get(&location).await?.into_stream();
+            let mut hasher = Sha256::new();
+            while let Some(chunk) = stream.next().await {
+                hasher.update(chunk?);
+            }
+            if hex::encode(hasher.finalize()) != sha256 {
+                return Err(PushError::Mismatch { key });
+            }
+        }
+        let (etag, version) = (etag.or(meta.e_tag), version.or(meta.version));
+        let (retention, retention_problem) = match &self.retention {
+            None => (None, None),
+            Some(want) => match self.lock(&key, version.as_deref(), want).await? {
+                Ok(kept) => (Some(kept), None),
+                Err(reason) => (None, Some(reason)),
+            },
+        };
+        Ok(Receipt {
+            key,
+            record_id: manifest.record_id.to_string(),
+            size,
+            sha256,
+            manifest_sha256: hex::encode(Manifest::sha256(&manifest_bytes)),
+            etag,
+            version,
+            status,
+            at: Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+            retention,
+            retention_problem,
+        })
+    }
+
+    /// Set the Object Lock on an archived object and read it back. The outer error is a
+    /// temporary failure; the inner one says why the archive did not keep the lock. A
+    /// retention already at least as long (as after an earlier push) is left as it is.
+    async fn lock(
+        &self,
+        key: &str,
+        version: Option<&str>,
+        want: &Retention,
+    ) -> Result<Result<RetentionKept, String>, PushError> {
+        let Some((client, bucket)) = &self.s3 else {
+            return Ok(Err("a directory archive has no Object Lock".into()));
+        };
+        let version = version.map(str::to_string);
+        // HeadObject reports the lock of a version (as GetObjectRetention and
+        // GetObjectLegalHold do, in one request).
+        let read_back = || async {
+            let head = match client
+                .head_object()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .send()
+                .await
+            {
+                Ok(head) => head,
+                Err(e) => return sdk_failure(e).map(Err),
+            };
+            let until = head
+                .object_lock_retain_until_date
+                .and_then(|d| DateTime::<Utc>::from_timestamp(d.secs(), d.subsec_nanos()));
+            Ok(Ok((
+                RetentionKept {
+                    mode: head.object_lock_mode.map(|m| m.as_str().to_string()),
+                    until: until.map(|u| u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+                    legal_hold: head.object_lock_legal_hold_status
+                        == Some(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On),
+                },
+                until,
+            )))
+        };
+        let mode = want.mode.sdk().as_str().to_string();
+        let kept = |current: &(RetentionKept, Option<DateTime<Utc>>)| {
+            let (kept, until) = current;
+            let retained = match want.until {
+                None => true,
+                Some(wanted) => {
+                    kept.mode.as_deref() == Some(&mode)
+                        && until.is_some_and(|u| u.timestamp() >= wanted.timestamp())
+                }
+            };
+            retained && (kept.legal_hold || !want.legal_hold)
+        };
+        let current = match read_back().await? {
+            Ok(current) => current,
+            Err(reason) => return Ok(Err(reason)),
+        };
+        if kept(&current) {
+            return Ok(Ok(current.0));
+        }
+        if let Some(until) = want.until {
+            let date = aws_sdk_s3::primitives::DateTime::from_secs(until.timestamp());
+            let retention = aws_sdk_s3::types::ObjectLockRetention::builder()
+                .mode(want.mode.sdk())
+                .retain_until_date(date)
+                .build();
+            if let Err(e) = client
+                .put_object_retention()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .retention(retention)
+                .send()
+                .await
+            {
+                return sdk_failure(e).map(Err);
+            }
+        }
+        if want.legal_hold {
+            let hold = aws_sdk_s3::types::ObjectLockLegalHold::builder()
+                .status(aws_sdk_s3::types::ObjectLockLegalHoldStatus::On)
+                .build();
+            if let Err(e) = client
+                .put_object_legal_hold()
+                .bucket(bucket)
+                .key(key)
+                .set_version_id(version.clone())
+                .legal_hold(hold)
+                .send()
+                .await
+            {
+                return sdk_failure(e).map(Err);
+            }
+        }
+        Ok(match read_back().await? {
+            Ok(current) if kept(&current) => Ok(current.0),
+            Ok((current, _)) => Err(format!(
+                "asked for {}{}, read back mode {}, until {}, legal hold {}",
+                want.until
+                    .map(|u| format!(
+                        "{mode} until {}",
+                        u.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+                    ))
+                    .unwrap_or_default(),
+                if want.legal_hold {
+                    " with a legal hold"
+                } else {
+                    ""
+                },
+                current.mode.as_deref().unwrap_or("none"),
+                current.until.as_deref().unwrap_or("none"),
+                if current.legal_hold { "on" } else { "off" },
+            )),
+            Err(reason) => Err(reason),
+        })
+    }
+
+    /// Upload a file: one conditional request when small, parts when large. A store that
+    /// honours conditional create refuses a racing writer; the read-back catches the others.
+    async fn upload(
+        &self,
+        path: &Path,
+        mut file: &File,
+        size: u64,
+        location: &object_store::path::Path,
+    ) -> Result<(String, Option<String>, Option<String>), PushError> {
+        let mut hasher = Sha256::new();
+        if size <= PART_SIZE as u64 {
+            let mut bytes = Vec::with_capacity(size as usize);
+            file.read_to_end(&mut bytes).at("cannot read", path)?;
+            hasher.update(&bytes);
+            let options = PutOptions {
+                mode: PutMode::Create,
+                ..PutOptions::default()
+            };
+            let result = match self
+                .store
+                .put_opts(location, PutPayload::from(bytes), options)
+                .await
+            {
+                Ok(result) => result,
+                Err(object_store::Error::AlreadyExists { .. }) => {
+                    return Err(PushError::Conflict {
+                        key: location.to_string(),
+                    })
+                }
+                Err(e) => return Err(e.into()),
+            };
+            return Ok((hex::encode(hasher.finalize()), result.e_tag, result.version));
+        }
+        // Parts go up several at a time, as S3 clients do.
+        let upload = self.store.put_multipart(location).await?;
+        let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
+        let mut buf = vec![0u8; PART_SIZE];
+        loop {
+            let n = file.read(&mut buf).at("cannot read", path)?;
+            if n == 0 {
+                break;
+            }
+            hasher.update(&buf[..n]);
+            if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
+                let _ = writer.abort().await;
+                return Err(e.into());
+            }
+            writer.write(&buf[..n]);
+        }
+        let result = writer.finish().await?;
+        Ok((hex::encode(hasher.finalize()), result.e_tag, result.version))
+    }
+}
+
+/// Open an S3 bucket with both clients, configured from the one standard resolution.
+async fn open_s3(
+    bucket: &str,
+    endpoint: Option<&str>,
+) -> Result<(object_store::aws::AmazonS3, aws_sdk_s3::Client), PushError> {
+    let mut loader = aws_config::defaults(aws_config::BehaviorVersion::latest());
+    if let Some(endpoint) = endpoint {
+        loader = loader.endpoint_url(endpoint);
+    }
+    let config = loader.load().await;
+    let region = config
+        .region()
+        .map(|r| r.to_string())
+        .unwrap_or_else(|| "us-east-1".to_string());
+    let credentials = match config.credentials_provider() {
+        Some(provider) => {
+            use aws_sdk_s3::config::ProvideCredentials as _;
+            provider.provide_credentials().await.map_err(|e| {
+                PushError::Setup(format!("no S3 credentials ({e}): set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE"))
+            })?
+        }
+        None => return Err(PushError::Setup("no S3 credentials provider".into())),
+    };
+    let mut builder = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(bucket)
+        .with_region(&region)
+        .with_access_key_id(credentials.access_key_id())
+        .with_secret_access_key(credentials.secret_access_key())
+        .with_virtual_hosted_style_request(false)
+        .with_retry(object_store::RetryConfig {
+            max_retries: 3,
+            retry_timeout: std::time::Duration::from_secs(20),
+            backoff: object_store::BackoffConfig::default(),
+        });
+    if let Some(token) = credentials.session_token() {
+        builder = builder.with_token(token);
+    }
+    if let Some(endpoint) = config.endpoint_url() {
+        builder = builder
+            .with_allow_http(endpoint.starts_with("http://"))
+            .with_endpoint(endpoint);
+    }
+    let store = builder
+        .build()
+        .map_err(|e| PushError::Setup(e.to_string()))?;
+    let client = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&config)
+            .region(aws_sdk_s3::config::Region::new(region))
+            .force_path_style(true)
+            .build(),
+    );
+    Ok((store, client))
+}
+
+/// A failed SDK call: temporary when the store could not be reached, otherwise the store's
+/// answer, which says why it did not keep the lock.
+fn sdk_failure<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> Result<String, PushError>
+where
+    E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    use aws_sdk_s3::error::SdkError;
+    match &e {
+        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Err(PushError::Unreachable(
+            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
+        )),
+        SdkError::ServiceError(service) if service.err().code().is_some() => Ok(format!(
+            "the store answered {}{}",
+            service.err().code().unwrap_or_default(),
+            service
+                .err()
+                .message()
+                .map(|m| format!(": {m}"))
+                .unwrap_or_default()
+        )),
+        _ => Ok(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
+    }
+}
+
+/// How much of an object's end [`Archive::reader`] reads up front: the text block, manifest,
+/// signature and footer of any ordinary record.
+const TAIL_CACHE: u64 = 64 << 10;
+
+/// An archived object read with ranged requests, its end cached.
+struct ObjectReader {
+    store: Arc<dyn ObjectStore>,
+    handle: tokio::runtime::Handle,
+    location: object_store::path::Path,
+    tail_start: u64,
+    tail: bytes::Bytes,
+}
+
+impl fsutil::ReadAt for ObjectReader {
+    fn read_exact_at(&self, buf: &mut [u8], offset: u64) -> std::io::Result<()> {
+        let end = offset + buf.len() as u64;
+        if offset >= self.tail_start {
+            let from = (offset - self.tail_start) as usize;
+            let bytes = self.tail.get(from..from + buf.len()).ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "read past the object's end",
+                )
+            })?;
+            buf.copy_from_slice(bytes);
+            return Ok(());
+        }
+        let bytes = self
+            .handle
+            .block_on(self.store.get_range(&self.location, offset..end))
+            .map_err(std::io::Error::other)?;
+        if bytes.len() != buf.len() {
+            return Err(std::io::ErrorKind::UnexpectedEof.into());
+        }
+        buf.copy_from_slice(&bytes);
+        Ok(())
+    }
+}
+
+fn file_sha256(path: &Path) -> Result<String, PathError> {
+    let file = File::open(path).at("cannot open", path)?;
+    let (sha, _) = fsutil::copy_hashing(file, std::io::sink()).at("cannot read", path)?;
+    Ok(hex::encode(sha))
+}
+
+/// The journal of receipts: JSON Lines, appended and fsynced, so the terminal can prove what
+/// it handed over. Shared by concurrent pushes: lines are written whole under a lock, and the
+/// fsyncs, which need no lock, overlap.
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+    lock: std::sync::Mutex<()>,
+}
+
+impl Journal {
+    pub fn open(path: &Path) -> Result<Journal, PathError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at("cannot create", dir)?;
+        }
+        let file = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .at("cannot open", path)?;
+        Ok(Journal {
+            path: path.to_path_buf(),
+            file,
+            lock: std::sync::Mutex::new(()),
+        })
+    }
+
+    /// Append a receipt and return once it is on disk.
+    pub fn append(&self, receipt: &Receipt) -> Result<(), PathError> {
+        let mut line = serde_json::to_vec(receipt).expect("receipts serialise");
+        line.push(b'\n');
+        {
+            let _whole_line = self.lock.lock().unwrap_or_else(|e| e.into_inner());
+            (&self.file)
+                .write_all(&line)
+                .at("cannot write", &self.path)?;
+        }
+        self.file.sync_data().at("cannot sync", &self.path)
+    }
+}
+
+/// Move a pushed file from its spool into the spool's `sent/` directory (same relative path).
+pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
+    let relative = file
+        .strip_prefix(spool)
+        .unwrap_or(file.file_name().map(Path::new).unwrap_or(file));
+    let dest = spool.join("sent").join(relative);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).at("cannot create", dir)?;
+    }
+    std::fs::rename(file, &dest).at("cannot move", file)?;
+    File::open(fsutil::parent_dir(&dest))
+        .and_then(|d| d.sync_all())
+        .at("cannot sync", &dest)?;
+    Ok(dest)
+}

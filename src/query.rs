@@ -1,0 +1,993 @@
+//! The index of an archive, for the document's figure 7: search by every condition, the
+//! operators' workload, and the location of each record for fetching it.
+//!
+//! [`index_archive`] lists an archive, reads the seal and text block of each record it has not
+//! seen (ranged reads on object storage), checks them, decrypts the text info with the
+//! server's identity and stores one [`Entry`] per object. An object whose key and ETag are
+//! already in the index is not read again.
+//!
+//! Storage is behind the [`Index`] trait; [`SqliteIndex`] is the embedded default (schema in
+//! `docs/QUERY.md`). Every value a user gives reaches SQL as a bound parameter; substrings are
+//! matched with `instr`, so `%`, `_` and quotes mean themselves.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
+use rayon::prelude::*;
+use rusqlite::{params_from_iter, types::Value, Connection};
+use serde::Serialize;
+
+use crate::archive::{Archive, Object, PushError};
+use crate::fsutil::{PathContext, PathError};
+use crate::keys::{self, KeyError, TextKey, TrustedKeys};
+use crate::record::Record;
+use crate::verify::{self, SealedFile, VerifyError};
+
+/// Version of the index schema this build writes (SQLite `user_version`).
+pub const INDEX_SCHEMA: i64 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("index {path:?}: {source}")]
+    Db {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("index {path:?} has schema {found}; this build reads schema {INDEX_SCHEMA}: rebuild it with a new --db")]
+    Schema { path: PathBuf, found: i64 },
+    #[error(transparent)]
+    Archive(#[from] PushError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// What the index knows of one archived object.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Entry {
+    pub archive: String,
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    /// From the manifest; for a record whose seal cannot be read, the key's file name.
+    pub record_id: String,
+    /// `ok`: the checks made at indexing passed; `failed`: one did (see `problem`).
+    pub verdict: String,
+    /// The failed check and why, or why the text info could not be read.
+    pub problem: Option<String>,
+    pub sealed_at: Option<String>,
+    pub key_id: Option<String>,
+    pub manifest_sha256: Option<String>,
+    /// Whether the text info was decrypted (the fields below are empty otherwise).
+    pub text: bool,
+    pub collection_flag: String,
+    /// The call's start, RFC 3339 in the terminal's offset.
+    pub call_start: Option<String>,
+    /// The call's start as Unix seconds, and its day and ISO week in the terminal's offset.
+    pub call_time: Option<i64>,
+    pub call_day: Option<String>,
+    pub call_week: Option<String>,
+    pub institution_code: String,
+    pub institution_name: String,
+    pub phone: String,
+    pub customer_name: String,
+    pub role: String,
+    pub business_type: String,
+    pub account: String,
+    pub credit_code: String,
+    pub id_number: String,
+    pub result: Option<u8>,
+    pub remark: String,
+    pub device: String,
+    pub operator_id: String,
+    pub operator_name: String,
+    /// For a correction: the id of the record it corrects.
+    pub corrects: Option<String>,
+    /// For a record that was corrected: the id of the latest correction.
+    pub corrected_by: Option<String>,
+}
+
+impl Entry {
+    fn fill(&mut self, record: &Record) {
+        let start: Option<DateTime<FixedOffset>> = record.times.call_start;
+        self.text = true;
+        self.collection_flag = record.collection_flag.clone();
+        self.call_start = start.map(|s| s.to_rfc3339());
+        self.call_time = start.map(|s| s.timestamp());
+        self.call_day = start.map(|s| s.format("%Y-%m-%d").to_string());
+        self.call_week = start.map(|s| {
+            let week = s.iso_week();
+            format!("{}-W{:02}", week.year(), week.week())
+        });
+        self.institution_code = record.operator.institution_code.clone();
+        self.institution_name = record.operator.institution_name.clone();
+        self.phone = record.phone.number.clone();
+        self.customer_name = record.call.customer_name.clone();
+        self.role = record.call.role.clone();
+        self.business_type = record.call.business_type.clone();
+        self.account = record.call.account.clone();
+        self.credit_code = record.call.credit_code.clone();
+        self.id_number = record.call.id_number.clone();
+        self.result = record.call.result;
+        self.remark = record.call.remark.clone();
+        self.device = record.phone.device.number.clone();
+        self.operator_id = record.operator.id.clone();
+        self.operator_name = record.operator.name.clone();
+        self.corrects = record.corrects.as_ref().map(|c| c.record_id.to_string());
+    }
+}
+
+/// The keys that read text info: one file or key directory, loaded once per cipher.
+pub struct TextKeys {
+    path: Option<PathBuf>,
+    age: OnceLock<Result<TextKey, String>>,
+    table: OnceLock<Result<TextKey, String>>,
+}
+
+impl TextKeys {
+    pub fn new(path: Option<&Path>) -> TextKeys {
+        TextKeys {
+            path: path.map(Path::to_path_buf),
+            age: OnceLock::new(),
+            table: OnceLock::new(),
+        }
+    }
+
+    fn get(&self, cipher: crate::format::Cipher) -> Result<&TextKey, String> {
+        let Some(path) = &self.path else {
+            return Err("no --identity given".into());
+        };
+        let cell = match cipher {
+            crate::format::Cipher::Age => &self.age,
+            crate::format::Cipher::Table => &self.table,
+        };
+        cell.get_or_init(|| keys::load_text_key(path, cipher).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+}
+
+/// Read one archived object's seal and text info: the checks that need only its end (the
+/// document's quick checks, the manifest, the text's SHA-256 and, with trusted keys, the
+/// signature), then the text info.
+pub fn examine(
+    archive: &Archive,
+    object: &Object,
+    trusted: Option<&TrustedKeys>,
+    text_keys: &TextKeys,
+) -> Result<Entry, PushError> {
+    let mut entry = Entry {
+        archive: archive.target().to_string(),
+        key: object.key.clone(),
+        size: object.size,
+        etag: object.etag.clone(),
+        record_id: object
+            .key
+            .rsplit('/')
+            .next()
+            .and_then(|n| n.split('.').next())
+            .unwrap_or_default()
+            .to_string(),
+        verdict: "ok".into(),
+        ..Entry::default()
+    };
+    let failed = |mut entry: Entry, e: VerifyError| match e {
+        VerifyError::Failed { check, reason } => {
+            entry.verdict = "failed".into();
+            entry.problem = Some(format!("{check}: {reason}"));
+            Ok(entry)
+        }
+        VerifyError::Io(e) => Err(PushError::Io(e)),
+    };
+    let source = archive.reader(object)?;
+    let sealed = match SealedFile::from_source(Path::new(&object.key), source, object.size) {
+        Ok(sealed) => sealed,
+        Err(e) => return failed(entry, e),
+    };
+    let checked = match trusted {
+        Some(trusted) => verify::seal(&sealed, trusted).map(|v| (v.manifest, v.manifest_sha256)),
+        None => verify::manifest(&sealed).and_then(|(manifest, bytes)| {
+            verify::check_text(&sealed, &manifest)?;
+            Ok((manifest, crate::format::Manifest::sha256(&bytes)))
+        }),
+    };
+    let (manifest, manifest_sha256) = match checked {
+        Ok(checked) => checked,
+        Err(e) => return failed(entry, e),
+    };
+    entry.record_id = manifest.record_id.to_string();
+    entry.sealed_at = Some(manifest.sealed_at.to_rfc3339());
+    entry.key_id = Some(manifest.key_id.clone());
+    entry.manifest_sha256 = Some(hex::encode(manifest_sha256));
+    match text_keys
+        .get(sealed.footer.cipher)
+        .and_then(|key| verify::decode_text(&sealed, key).map_err(|e| e.to_string()))
+    {
+        Ok(record) if record.id == manifest.record_id => entry.fill(&record),
+        Ok(_) => {
+            entry.verdict = "failed".into();
+            entry.problem = Some("text-sha256: the text info names another record".into());
+        }
+        Err(reason) => entry.problem = Some(format!("text info not read: {reason}")),
+    }
+    Ok(entry)
+}
+
+/// What one indexing run did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct IndexSummary {
+    pub archive: String,
+    /// Sealed records listed in the archive.
+    pub listed: usize,
+    /// Records read (new or changed since the last run); the others were not touched.
+    pub read: usize,
+    pub unchanged: usize,
+    /// Records read that failed a check.
+    pub failed: usize,
+    /// Records read whose text info could not be decrypted.
+    pub text_unread: usize,
+}
+
+/// Bring the index up to date with one archive. `progress` is called once per record read.
+pub fn index_archive(
+    index: &mut dyn Index,
+    archive: &Archive,
+    trusted: Option<&TrustedKeys>,
+    text_keys: &TextKeys,
+    progress: &(dyn Fn(usize, usize) + Sync),
+) -> Result<(IndexSummary, Vec<Entry>), QueryError> {
+    let name = archive.target().to_string();
+    let known = index.known(&name)?;
+    let objects = archive.list()?;
+    let changed: Vec<&Object> = objects
+        .iter()
+        .filter(|o| known.get(&o.key) != Some(&o.etag))
+        .collect();
+    let mut summary = IndexSummary {
+        archive: name,
+        listed: objects.len(),
+        read: changed.len(),
+        unchanged: objects.len() - changed.len(),
+        ..IndexSummary::default()
+    };
+    let done = std::sync::atomic::AtomicUsize::new(0);
+    let total = changed.len();
+    for batch in changed.chunks(2000) {
+        let entries = batch
+            .par_iter()
+            .map(|object| {
+                let entry = examine(archive, object, trusted, text_keys);
+                progress(
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                    total,
+                );
+                entry
+            })
+            .collect::<Result<Vec<Entry>, PushError>>()?;
+        index.put(&entries)?;
+        summary.failed += entries.iter().filter(|e| e.verdict != "ok").count();
+        summary.text_unread += entries
+            .iter()
+            .filter(|e| e.verdict == "ok" && !e.text)
+            .count();
+    }
+    let flagged = index.flagged(&summary.archive)?;
+    Ok((summary, flagged))
+}
+
+/// How search results are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SortKey {
+    #[default]
+    Time,
+    Operator,
+    Phone,
+    Result,
+    Institution,
+    Record,
+}
+
+impl SortKey {
+    fn column(self) -> &'static str {
+        match self {
+            SortKey::Time => "call_time",
+            SortKey::Operator => "operator_id",
+            SortKey::Phone => "phone",
+            SortKey::Result => "result",
+            SortKey::Institution => "institution_code",
+            SortKey::Record => "record_id",
+        }
+    }
+}
+
+/// A time bound: a whole day (in each call's own offset) or an instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Day(NaiveDate),
+    Instant(i64),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Bound, String> {
+        if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(Bound::Day(day));
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Bound::Instant(t.timestamp()))
+            .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or a time (RFC 3339)"))
+    }
+}
+
+/// The conditions of a search (figure 7); all given ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub from: Option<Bound>,
+    pub to: Option<Bound>,
+    pub collection_flag: Option<String>,
+    /// An institution code, or part of an institution's name.
+    pub institution: Option<String>,
+    pub phone: Option<String>,
+    /// Part of the customer's name.
+    pub customer: Option<String>,
+    /// An account or card number.
+    pub account: Option<String>,
+    pub role: Option<String>,
+    pub business_type: Option<String>,
+    pub results: Vec<u8>,
+    pub device: Option<String>,
+    pub operator: Option<String>,
+    /// Only records that failed a check.
+    pub failed: bool,
+    /// Every version of corrected records, not only the latest.
+    pub all_versions: bool,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: Option<u64>,
+}
+
+/// SQL conditions and their parameters, built from a filter: values are always parameters.
+struct Where {
+    sql: Vec<String>,
+    params: Vec<Value>,
+}
+
+impl Where {
+    fn push(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
+        self.sql.push(sql.to_string());
+        self.params.extend(values);
+    }
+
+    fn text(&mut self, sql: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            let n = sql.matches('?').count();
+            self.push(sql, std::iter::repeat_n(Value::Text(v.clone()), n));
+        }
+    }
+
+    fn time(&mut self, bound: &Option<Bound>, upper: bool) {
+        match (bound, upper) {
+            (None, _) => {}
+            (Some(Bound::Day(d)), false) => {
+                self.push("call_day >= ?", [Value::Text(d.to_string())])
+            }
+            (Some(Bound::Day(d)), true) => self.push("call_day <= ?", [Value::Text(d.to_string())]),
+            (Some(Bound::Instant(t)), false) => self.push("call_time >= ?", [Value::Integer(*t)]),
+            (Some(Bound::Instant(t)), true) => self.push("call_time <= ?", [Value::Integer(*t)]),
+        }
+    }
+
+    fn clause(&self) -> String {
+        if self.sql.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.sql.join(" AND "))
+        }
+    }
+}
+
+/// A correction supersedes the record it names; only the latest version is current.
+const LATEST: &str = "corrected_by IS NULL";
+
+impl Filter {
+    fn to_where(&self) -> Where {
+        let mut w = Where {
+            sql: Vec::new(),
+            params: Vec::new(),
+        };
+        w.time(&self.from, false);
+        w.time(&self.to, true);
+        w.text("collection_flag = ?", &self.collection_flag);
+        w.text(
+            "(institution_code = ? OR instr(institution_name, ?) > 0)",
+            &self.institution,
+        );
+        w.text("phone = ?", &self.phone);
+        w.text("instr(customer_name, ?) > 0", &self.customer);
+        w.text("account = ?", &self.account);
+        w.text("role = ?", &self.role);
+        w.text("business_type = ?", &self.business_type);
+        if !self.results.is_empty() {
+            let marks = vec!["?"; self.results.len()].join(", ");
+            w.push(
+                &format!("result IN ({marks})"),
+                self.results.iter().map(|&r| Value::Integer(r.into())),
+            );
+        }
+        w.text("device = ?", &self.device);
+        w.text("operator_id = ?", &self.operator);
+        if self.failed {
+            w.push("verdict <> 'ok'", []);
+        }
+        if !self.all_versions {
+            w.push(LATEST, []);
+        }
+        w
+    }
+}
+
+/// A workload period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Period {
+    #[default]
+    Day,
+    Week,
+    Month,
+    /// The whole range given
+    All,
+}
+
+impl Period {
+    fn sql(self) -> &'static str {
+        match self {
+            Period::Day => "call_day",
+            Period::Week => "call_week",
+            Period::Month => "substr(call_day, 1, 7)",
+            Period::All => "'all'",
+        }
+    }
+}
+
+/// One operator's calls in one period.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Workload {
+    pub operator_id: String,
+    pub operator_name: String,
+    pub period: String,
+    pub calls: u64,
+    /// Result 1 (verified).
+    pub succeeded: u64,
+    /// Results 2 to 7.
+    pub failed: u64,
+    /// No result recorded.
+    pub no_result: u64,
+    /// failed / (succeeded + failed), 0 when there are none.
+    pub failure_rate: f64,
+    pub quota: Option<u64>,
+    /// Fewer calls than the quota.
+    pub behind: bool,
+}
+
+/// The workload report.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Stats {
+    pub rows: Vec<Workload>,
+    /// Calls per result code (`None`: no result recorded).
+    pub results: Vec<(Option<u8>, u64)>,
+    /// Records in range that failed a check at indexing: not counted above.
+    pub flagged: u64,
+}
+
+/// What the workload report covers.
+#[derive(Debug, Clone, Default)]
+pub struct StatsQuery {
+    pub from: Option<Bound>,
+    pub to: Option<Bound>,
+    pub operator: Option<String>,
+    pub period: Period,
+    pub quota: Option<u64>,
+}
+
+/// Storage for the index. The embedded default is [`SqliteIndex`]; a shared server database
+/// would implement the same.
+pub trait Index {
+    /// Key → ETag of every object of `archive` in the index.
+    fn known(&self, archive: &str) -> Result<HashMap<String, String>, QueryError>;
+    /// Insert or replace entries (by archive and key), and settle which records corrections
+    /// supersede.
+    fn put(&mut self, entries: &[Entry]) -> Result<(), QueryError>;
+    /// Every entry of `archive` that failed a check.
+    fn flagged(&self, archive: &str) -> Result<Vec<Entry>, QueryError>;
+    fn search(&self, filter: &Filter) -> Result<Vec<Entry>, QueryError>;
+    fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError>;
+    /// Every version of a record: the record itself and the corrections of it, oldest first.
+    fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError>;
+}
+
+/// The index in an SQLite file.
+pub struct SqliteIndex {
+    path: PathBuf,
+    conn: Connection,
+}
+
+/// The columns of `records`, in [`Entry`]'s order.
+const COLUMNS: [&str; 32] = [
+    "archive",
+    "key",
+    "size",
+    "etag",
+    "record_id",
+    "verdict",
+    "problem",
+    "sealed_at",
+    "key_id",
+    "manifest_sha256",
+    "text",
+    "collection_flag",
+    "call_start",
+    "call_time",
+    "call_day",
+    "call_week",
+    "institution_code",
+    "institution_name",
+    "phone",
+    "customer_name",
+    "role",
+    "business_type",
+    "account",
+    "credit_code",
+    "id_number",
+    "result",
+    "remark",
+    "device",
+    "operator_id",
+    "operator_name",
+    "corrects",
+    "corrected_by",
+];
+
+const SCHEMA_SQL: &str = "
+CREATE TABLE IF NOT EXISTS records (
+    archive TEXT NOT NULL,
+    key TEXT NOT NULL,
+    size INTEGER NOT NULL,
+    etag TEXT NOT NULL,
+    record_id TEXT NOT NULL,
+    verdict TEXT NOT NULL,
+    problem TEXT,
+    sealed_at TEXT,
+    key_id TEXT,
+    manifest_sha256 TEXT,
+    text INTEGER NOT NULL,
+    collection_flag TEXT NOT NULL,
+    call_start TEXT,
+    call_time INTEGER,
+    call_day TEXT,
+    call_week TEXT,
+    institution_code TEXT NOT NULL,
+    institution_name TEXT NOT NULL,
+    phone TEXT NOT NULL,
+    customer_name TEXT NOT NULL,
+    role TEXT NOT NULL,
+    business_type TEXT NOT NULL,
+    account TEXT NOT NULL,
+    credit_code TEXT NOT NULL,
+    id_number TEXT NOT NULL,
+    result INTEGER,
+    remark TEXT NOT NULL,
+    device TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    operator_name TEXT NOT NULL,
+    corrects TEXT,
+    corrected_by TEXT,
+    PRIMARY KEY (archive, key)
+);
+CREATE INDEX IF NOT EXISTS records_time ON records (call_time);
+CREATE INDEX IF NOT EXISTS records_day ON records (call_day);
+CREATE INDEX IF NOT EXISTS records_phone ON records (phone);
+CREATE INDEX IF NOT EXISTS records_account ON records (account);
+CREATE INDEX IF NOT EXISTS records_device ON records (device);
+CREATE INDEX IF NOT EXISTS records_operator ON records (operator_id, call_day);
+CREATE INDEX IF NOT EXISTS records_institution ON records (institution_code);
+CREATE INDEX IF NOT EXISTS records_record_id ON records (record_id);
+CREATE INDEX IF NOT EXISTS records_corrects ON records (corrects);
+CREATE INDEX IF NOT EXISTS records_workload ON records (call_day, operator_id, result, verdict, corrected_by, operator_name, call_week);
+";
+
+impl SqliteIndex {
+    /// Open (creating if need be) the index at `path`. A new index file is readable by its
+    /// owner only: it holds decrypted personal data.
+    pub fn open(path: &Path) -> Result<SqliteIndex, QueryError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).at("cannot create", dir)?;
+        }
+        if !path.exists() {
+            crate::fsutil::create_secret(path, b"")
+                .at("cannot create", path)
+                .map(drop)?;
+        }
+        let db = |source| QueryError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
+        let conn = Connection::open(path).map_err(db)?;
+        conn.pragma_update(None, "journal_mode", "WAL")
+            .map_err(db)?;
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(db)?;
+        let found: i64 = conn
+            .pragma_query_value(None, "user_version", |r| r.get(0))
+            .map_err(db)?;
+        match found {
+            0 => {
+                conn.execute_batch(SCHEMA_SQL).map_err(db)?;
+                conn.pragma_update(None, "user_version", INDEX_SCHEMA)
+                    .map_err(db)?;
+            }
+            INDEX_SCHEMA => {}
+            found => {
+                return Err(QueryError::Schema {
+                    path: path.to_path_buf(),
+                    found,
+                })
+            }
+        }
+        Ok(SqliteIndex {
+            path: path.to_path_buf(),
+            conn,
+        })
+    }
+
+    fn db(&self) -> impl Fn(rusqlite::Error) -> QueryError + '_ {
+        |source| QueryError::Db {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    fn select(&self, clause: &str, params: &[Value]) -> Result<Vec<Entry>, QueryError> {
+        let sql = format!("SELECT {} FROM records {clause}", COLUMNS.join(", "));
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
+        let rows = stmt
+            .query_map(params_from_iter(params), |r| {
+                Ok(Entry {
+                    archive: r.get(0)?,
+                    key: r.get(1)?,
+                    size: r.get(2)?,
+                    etag: r.get(3)?,
+                    record_id: r.get(4)?,
+                    verdict: r.get(5)?,
+                    problem: r.get(6)?,
+                    sealed_at: r.get(7)?,
+                    key_id: r.get(8)?,
+                    manifest_sha256: r.get(9)?,
+                    text: r.get(10)?,
+                    collection_flag: r.get(11)?,
+                    call_start: r.get(12)?,
+                    call_time: r.get(13)?,
+                    call_day: r.get(14)?,
+                    call_week: r.get(15)?,
+                    institution_code: r.get(16)?,
+                    institution_name: r.get(17)?,
+                    phone: r.get(18)?,
+                    customer_name: r.get(19)?,
+                    role: r.get(20)?,
+                    business_type: r.get(21)?,
+                    account: r.get(22)?,
+                    credit_code: r.get(23)?,
+                    id_number: r.get(24)?,
+                    result: r.get(25)?,
+                    remark: r.get(26)?,
+                    device: r.get(27)?,
+                    operator_id: r.get(28)?,
+                    operator_name: r.get(29)?,
+                    corrects: r.get(30)?,
+                    corrected_by: r.get(31)?,
+                })
+            })
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+}
+
+impl Index for SqliteIndex {
+    fn known(&self, archive: &str) -> Result<HashMap<String, String>, QueryError> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT key, etag FROM records WHERE archive = ?1")
+            .map_err(self.db())?;
+        let rows = stmt
+            .query_map([archive], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?;
+        rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    fn put(&mut self, entries: &[Entry]) -> Result<(), QueryError> {
+        let path = self.path.clone();
+        let db = |source| QueryError::Db {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(db)?;
+        {
+            let marks = vec!["?"; 32].join(", ");
+            let mut insert = tx
+                .prepare_cached(&format!(
+                    "INSERT OR REPLACE INTO records ({}) VALUES ({marks})",
+                    COLUMNS.join(", ")
+                ))
+                .map_err(db)?;
+            for e in entries {
+                insert
+                    .execute(rusqlite::params![
+                        e.archive,
+                        e.key,
+                        e.size,
+                        e.etag,
+                        e.record_id,
+                        e.verdict,
+                        e.problem,
+                        e.sealed_at,
+                        e.key_id,
+                        e.manifest_sha256,
+                        e.text,
+                        e.collection_flag,
+                        e.call_start,
+                        e.call_time,
+                        e.call_day,
+                        e.call_week,
+                        e.institution_code,
+                        e.institution_name,
+                        e.phone,
+                        e.customer_name,
+                        e.role,
+                        e.business_type,
+                        e.account,
+                        e.credit_code,
+                        e.id_number,
+                        e.result,
+                        e.remark,
+                        e.device,
+                        e.operator_id,
+                        e.operator_name,
+                        e.corrects,
+                        e.corrected_by,
+                    ])
+                    .map_err(db)?;
+            }
+            // A record is superseded by the latest intact correction of it.
+            let mut supersede = tx
+                .prepare_cached(
+                    "UPDATE records SET corrected_by = (
+                         SELECT c.record_id FROM records c
+                         WHERE c.corrects = ?1 AND c.verdict = 'ok'
+                         ORDER BY c.sealed_at DESC, c.record_id DESC LIMIT 1)
+                     WHERE record_id = ?1",
+                )
+                .map_err(db)?;
+            let mut corrected: Vec<&str> = entries
+                .iter()
+                .filter_map(|e| e.corrects.as_deref())
+                .collect();
+            corrected.sort_unstable();
+            corrected.dedup();
+            for id in corrected {
+                supersede.execute([id]).map_err(db)?;
+            }
+        }
+        tx.commit().map_err(db)
+    }
+
+    fn flagged(&self, archive: &str) -> Result<Vec<Entry>, QueryError> {
+        self.select(
+            "WHERE archive = ? AND verdict <> 'ok' ORDER BY key",
+            &[Value::Text(archive.to_string())],
+        )
+    }
+
+    fn search(&self, filter: &Filter) -> Result<Vec<Entry>, QueryError> {
+        let mut w = filter.to_where();
+        let order = if filter.descending { "DESC" } else { "ASC" };
+        let mut clause = format!(
+            "{} ORDER BY {} {order}, record_id {order}",
+            w.clause(),
+            filter.sort.column()
+        );
+        if let Some(limit) = filter.limit {
+            clause.push_str(" LIMIT ?");
+            w.params
+                .push(Value::Integer(limit.min(i64::MAX as u64) as i64));
+        }
+        self.select(&clause, &w.params)
+    }
+
+    fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError> {
+        let mut w = Where {
+            sql: vec![LATEST.to_string()],
+            params: Vec::new(),
+        };
+        w.time(&query.from, false);
+        w.time(&query.to, true);
+        w.text("operator_id = ?", &query.operator);
+        let counted = format!("{} AND verdict = 'ok'", w.clause());
+        let period = query.period.sql();
+        let sql = format!(
+            "SELECT operator_id, max(operator_name), {period} AS period, count(*),
+                    sum(result = 1), sum(result > 1), sum(result IS NULL)
+             FROM records {counted}
+             GROUP BY operator_id, period ORDER BY operator_id, period"
+        );
+        let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
+        let rows = stmt
+            .query_map(params_from_iter(&w.params), |r| {
+                let (calls, succeeded, failed, no_result): (u64, u64, u64, u64) =
+                    (r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
+                Ok(Workload {
+                    operator_id: r.get(0)?,
+                    operator_name: r.get(1)?,
+                    period: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
+                    calls,
+                    succeeded,
+                    failed,
+                    no_result,
+                    failure_rate: if succeeded + failed == 0 {
+                        0.0
+                    } else {
+                        failed as f64 / (succeeded + failed) as f64
+                    },
+                    quota: query.quota,
+                    behind: query.quota.is_some_and(|q| calls < q),
+                })
+            })
+            .map_err(self.db())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.db())?;
+        let mut stmt = self
+            .conn
+            .prepare_cached(&format!(
+                "SELECT result, count(*) FROM records {counted} GROUP BY result ORDER BY result"
+            ))
+            .map_err(self.db())?;
+        let results = stmt
+            .query_map(params_from_iter(&w.params), |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(self.db())?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(self.db())?;
+        let flagged: u64 = self
+            .conn
+            .query_row(
+                &format!(
+                    "SELECT count(*) FROM records {} AND verdict <> 'ok'",
+                    w.clause()
+                ),
+                params_from_iter(&w.params),
+                |r| r.get(0),
+            )
+            .map_err(self.db())?;
+        Ok(Stats {
+            rows,
+            results,
+            flagged,
+        })
+    }
+
+    fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError> {
+        // The record and every correction that names it, or names a correction of it.
+        let sql = "WITH RECURSIVE chain(id) AS (
+                       SELECT ?1
+                       UNION SELECT r.record_id FROM records r JOIN chain ON r.corrects = chain.id)
+                   SELECT id FROM chain";
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.db())?;
+        let ids: Vec<String> = stmt
+            .query_map([record_id], |r| r.get(0))
+            .map_err(self.db())?
+            .collect::<Result<_, _>>()
+            .map_err(self.db())?;
+        let mut out = Vec::new();
+        for id in ids {
+            out.extend(self.select("WHERE record_id = ?", &[Value::Text(id)])?);
+        }
+        out.sort_by(|a, b| a.sealed_at.cmp(&b.sealed_at));
+        Ok(out)
+    }
+}
+
+/// Find where a record is archived: its latest intact copy.
+pub fn locate(index: &SqliteIndex, record_id: &str) -> Result<Option<Entry>, QueryError> {
+    Ok(index
+        .select(
+            "WHERE record_id = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
+            &[Value::Text(record_id.to_string())],
+        )?
+        .into_iter()
+        .next())
+}
+
+/// The labels of a printed page, in order: field name, Chinese label, English label.
+pub const PRINT_FIELDS: [(&str, &str, &str); 20] = [
+    ("record_id", "记录编号", "Record id"),
+    ("collection_flag", "采集标志", "Collection flag"),
+    ("call_start", "通话时间", "Call time"),
+    ("business_type", "业务类型", "Business type"),
+    ("institution_code", "机构代码", "Institution code"),
+    ("institution_name", "机构名称", "Institution name"),
+    ("phone", "电话号码", "Phone number"),
+    ("customer_name", "客户名称", "Customer name"),
+    ("role", "角色", "Role"),
+    ("device", "本机设备号", "Device number"),
+    ("credit_code", "统一社会信用代码", "Credit code"),
+    ("id_number", "身份证号", "ID number"),
+    ("account", "账号", "Account"),
+    ("operator_id", "柜员号", "Operator"),
+    ("operator_name", "柜员姓名", "Operator name"),
+    ("result", "核实结果", "Result"),
+    ("remark", "备注", "Remark"),
+    ("sealed_at", "封存时间", "Sealed at"),
+    ("key_id", "签名密钥", "Signing key"),
+    ("manifest_sha256", "清单 SHA-256", "Manifest SHA-256"),
+];
+
+/// A printable page of a verified record: every field of the text info with its Chinese and
+/// English label, then the verdict and the facts of the seal.
+pub fn print_page(
+    record: &Record,
+    verified: &verify::Verified,
+    vocab: &crate::vocab::Vocabulary,
+) -> String {
+    let manifest = &verified.manifest;
+    let mut entry = Entry {
+        record_id: record.id.to_string(),
+        sealed_at: Some(manifest.sealed_at.to_rfc3339()),
+        key_id: Some(manifest.key_id.clone()),
+        manifest_sha256: Some(hex::encode(verified.manifest_sha256)),
+        ..Entry::default()
+    };
+    entry.fill(record);
+    let fields = serde_json::to_value(&entry).expect("entries serialise");
+    let mut page = String::from("通话核实记录 / Call verification record\n\n");
+    let width = PRINT_FIELDS
+        .iter()
+        .map(|(_, zh, en)| unicode_width::UnicodeWidthStr::width(format!("{zh} / {en}").as_str()))
+        .max()
+        .unwrap_or(0);
+    for (name, zh, en) in PRINT_FIELDS {
+        let value = match (name, &fields[name]) {
+            ("result", _) => match record.call.result {
+                Some(code) => match vocab.by_code(crate::vocab::Kind::Result, code) {
+                    Some(term) => format!("{code} {}", term.label),
+                    None => code.to_string(),
+                },
+                None => String::new(),
+            },
+            (_, serde_json::Value::String(s)) => s.clone(),
+            (_, serde_json::Value::Null) => String::new(),
+            (_, other) => other.to_string(),
+        };
+        let label = format!("{zh} / {en}");
+        let pad = width - unicode_width::UnicodeWidthStr::width(label.as_str());
+        page.push_str(&format!("{label}{}  {value}\n", " ".repeat(pad)));
+    }
+    if let Some(correction) = &record.corrects {
+        page.push_str(&format!(
+            "\nThis record corrects {} (manifest SHA-256 {}).\n",
+            correction.record_id, correction.manifest_sha256
+        ));
+    }
+    page.push_str(&format!(
+        "\n核验结果 / Verification: VERIFIED\nEvery check passed: footer and nSign, lChecksum, check byte, \
+         manifest, signature by key {}, text SHA-256, media SHA-256 ({} bytes).\nSequence {} of this key, \
+         sealed at {}.\n",
+        manifest.key_id,
+        manifest.media_size,
+        manifest.sequence,
+        manifest.sealed_at.to_rfc3339(),
+    ));
+    page
+}
