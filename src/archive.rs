@@ -248,7 +248,8 @@ impl Archive {
         &self.target
     }
 
-    /// Every sealed record's object under the prefix (keys `….sealed.EXT`), sorted by key.
+    /// Every sealed record's object under the prefix (keys `….sealed.EXT`, as callrec-push
+    /// and callrec-seal name them), sorted by key.
     pub fn list(&self) -> Result<Vec<Object>, PushError> {
         self.runtime.block_on(async {
             let prefix = (!self.prefix.is_empty())
@@ -259,7 +260,10 @@ impl Archive {
                 let meta = meta?;
                 let key = meta.location.to_string();
                 let name = key.rsplit('/').next().unwrap_or_default();
-                if is_safe_key(&key) && name.contains(".sealed.") && !name.contains('#') {
+                let sealed_name = name
+                    .rsplit_once('.')
+                    .is_some_and(|(stem, _)| stem.ends_with(".sealed"));
+                if is_safe_key(&key) && sealed_name && !name.contains('#') {
                     objects.push(Object {
                         key,
                         size: meta.size,

@@ -492,7 +492,10 @@ fn s3_push_killed_midway_and_run_again_archives_everything_exactly_once() {
         .map(|f| fs::read(t.join("spool").join(f)).unwrap())
         .collect();
     let mut child = garage
-        .env(t.cmd("callrec-push").args(["--to", "s3://calls", "-j", "1", "spool"]))
+        .env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls", "-j", "1", "spool"]),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .spawn()
@@ -524,7 +527,10 @@ fn s3_push_killed_midway_and_run_again_archives_everything_exactly_once() {
     }
     let spool_files = files(&t.join("spool"));
     assert_eq!(
-        spool_files.iter().filter(|f| f.starts_with("sent/")).count(),
+        spool_files
+            .iter()
+            .filter(|f| f.starts_with("sent/"))
+            .count(),
         60,
         "nothing missing from the spool"
     );

@@ -8,6 +8,7 @@ mod docs;
 mod interop;
 mod parsers;
 mod push;
+mod query;
 mod record;
 mod seal;
 mod usb;

@@ -290,6 +290,33 @@ pub fn tool_ok(name: &str, args: &[impl AsRef<OsStr>], dir: &Path) -> String {
     String::from_utf8(out.stdout).expect("UTF-8 output")
 }
 
+/// The kinds of a media file's streams as ffprobe reports them, comma-separated.
+pub fn stream_types(dir: &Path, name: &str) -> String {
+    let out = tool_ok(
+        "ffprobe",
+        &[
+            "-v",
+            "error",
+            "-show_entries",
+            "stream=codec_type",
+            "-of",
+            "csv=p=0",
+            name,
+        ],
+        dir,
+    );
+    out.trim().lines().collect::<Vec<_>>().join(",")
+}
+
+/// Parse JSON Lines output.
+pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    std::str::from_utf8(out)
+        .expect("UTF-8 output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("a JSON line"))
+        .collect()
+}
+
 /// A real S3 server for the tests: a single-node Garage on loopback, with one bucket and one
 /// key. `.ci/run` installs the `garage` binary (scripts/setup). Stopped when dropped.
 pub struct Garage {

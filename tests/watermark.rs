@@ -179,20 +179,7 @@ fn audio_and_video_come_out_as_playable_files() {
                 .arg(&sealed[0]),
         );
         assert_eq!(lines(&out), [name]);
-        let streams = tool_ok(
-            "ffprobe",
-            &[
-                "-v",
-                "error",
-                "-show_entries",
-                "stream=codec_type",
-                "-of",
-                "csv=p=0",
-                name,
-            ],
-            t.path(),
-        );
-        assert_eq!(streams.trim(), kind, "{name}");
+        assert_eq!(stream_types(t.path(), name), kind, "{name}");
         let decode = tool(
             "ffmpeg",
             &["-v", "error", "-i", name, "-f", "null", "-"],

@@ -11,9 +11,8 @@ use serde::Serialize;
 
 use callrec::args::VerifyArgs;
 use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
-use callrec::fsutil::{self, PathContext};
 use callrec::keys::TrustedKeys;
-use callrec::media::{self, StreamKind};
+use callrec::media::StreamKind;
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
 
 const PROG: &str = "callrec-verify";
@@ -83,6 +82,10 @@ fn main() -> ExitCode {
         Err(err) => {
             let code = err
                 .downcast_ref::<VerifyError>()
+                .or(match err.downcast_ref::<verify::ExtractError>() {
+                    Some(verify::ExtractError::Verify(e)) => Some(e),
+                    _ => None,
+                })
                 .map_or(EXIT_ERROR, VerifyError::exit_code);
             eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
             ExitCode::from(code)
@@ -174,13 +177,7 @@ fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8>
         SealedFile::open(file)?.hash_media(Some(&mut stdout))?;
         return Ok(EXIT_OK);
     }
-    if out.exists() {
-        bail!("{out:?} exists; not overwritten");
-    }
-    let mut temp =
-        fsutil::temp_in(fsutil::parent_dir(out)).at("cannot create a file beside", out)?;
-    check(file, args, trusted, Some(&mut temp))?;
-    fsutil::persist_noclobber(temp, out).at("cannot write", out)?;
+    verify::extract(&SealedFile::open(file)?, trusted, None, out)?;
     io::stdout().write_all(&cli::path_line(out, args.null))?;
     Ok(EXIT_OK)
 }
@@ -193,18 +190,10 @@ fn extract_streams(
 ) -> anyhow::Result<u8> {
     let file = single_file(args)?;
     let out = args.output.as_deref().expect("clap requires --output");
-    if out.exists() {
-        bail!("{out:?} exists; not overwritten");
+    if args.quick {
+        bail!("--extract-audio and --extract-video always verify fully; drop --quick");
     }
-    let Some(container) = media::container_for(out) else {
-        bail!("cannot tell a container from the name {out:?}: use .mka, .opus, .mkv or .mp4");
-    };
-    let dir = fsutil::parent_dir(out);
-    let mut verified_media = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
-    check(file, args, trusted, Some(&mut verified_media))?;
-    let remuxed = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
-    media::remux(verified_media.path(), remuxed.path(), kind, &container)?;
-    fsutil::persist_noclobber(remuxed, out).at("cannot write", out)?;
+    verify::extract(&SealedFile::open(file)?, trusted, Some(kind), out)?;
     io::stdout().write_all(&cli::path_line(out, args.null))?;
     Ok(EXIT_OK)
 }
