@@ -43,7 +43,7 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s h 
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l from -d 'From this day (YYYY-MM-DD) or time (RFC 3339)' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l to -d 'To this day (inclusive) or time' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l collection-flag -d 'Collection flag (采集标志)' -r
-complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l institution -d 'Institution code, or part of its name' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l institution -d 'Institution: its code, or else a part of its name' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l phone -d 'Phone number called' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l customer -d 'Part of the customer\'s name' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l account -d 'Account or card number' -r

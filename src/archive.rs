@@ -14,6 +14,7 @@
 //! then read back, so a store that ignores it is caught. Endpoint, region and credentials for
 //! both clients come from one place: the AWS SDK's standard resolution.
 
+use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
 use std::os::unix::fs::FileExt;
@@ -190,6 +191,10 @@ pub struct Archive {
     /// The bucket and an SDK client for the parts of S3 that `object_store` does not speak.
     s3: Option<(aws_sdk_s3::Client, String)>,
     retention: Option<Retention>,
+    /// Keys listed in the archive, per directory (listed once per run, on first use).
+    listing: std::sync::Mutex<HashMap<String, Arc<HashSet<String>>>>,
+    /// Keys this run has pushed or is pushing.
+    claimed: std::sync::Mutex<HashSet<String>>,
 }
 
 /// Objects up to this size are sent in one request; larger ones in parts of this size.
@@ -240,7 +245,41 @@ impl Archive {
             runtime,
             s3,
             retention,
+            listing: Default::default(),
+            claimed: Default::default(),
         })
+    }
+
+    /// Whether the archive listed `key`: one listing per directory of keys (a day), so a
+    /// batch costs one request per day instead of one per record.
+    async fn listed(&self, key: &str) -> Result<bool, PushError> {
+        let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
+        let cached = self
+            .listing
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(dir)
+            .cloned();
+        let keys = match cached {
+            Some(keys) => keys,
+            None => {
+                let prefix = object_store::path::Path::from(dir);
+                let listing = self.store.list_with_delimiter(Some(&prefix)).await?;
+                let keys: Arc<HashSet<String>> = Arc::new(
+                    listing
+                        .objects
+                        .into_iter()
+                        .map(|meta| meta.location.to_string())
+                        .collect(),
+                );
+                self.listing
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(dir.to_string(), keys.clone());
+                keys
+            }
+        };
+        Ok(keys.contains(key))
     }
 
     /// The archive's name: an absolute directory or `s3://BUCKET/PREFIX`.
@@ -391,30 +430,41 @@ impl Archive {
         let key = self.key(&manifest, &name);
         let location = object_store::path::Path::from(key.as_str());
 
+        // A key this run has already claimed, or that the archive listed, exists: never
+        // upload over it (Garage, for one, ignores If-None-Match).
+        let first_claim = self
+            .claimed
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
         let mut status = "uploaded";
-        let (sha256, etag, version) = match self.store.head(&location).await {
-            Ok(_) => {
-                status = "already-archived";
-                (file_sha256(path)?, None, None)
+        let (sha256, etag, version) = if first_claim && !self.listed(&key).await? {
+            self.upload(path, &file, size, &location).await?
+        } else {
+            status = "already-archived";
+            (file_sha256(path)?, None, None)
+        };
+        // Read back, in one request: the object must be this size and end with this seal.
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Suffix(tail.len() as u64)),
+            ..object_store::GetOptions::default()
+        };
+        let differs = || {
+            if status == "uploaded" {
+                PushError::Mismatch { key: key.clone() }
+            } else {
+                PushError::Conflict { key: key.clone() }
             }
-            Err(object_store::Error::NotFound { .. }) => {
-                self.upload(path, &file, size, &location).await?
-            }
+        };
+        let remote = match self.store.get_opts(&location, options).await {
+            Ok(remote) => remote,
+            Err(object_store::Error::NotFound { .. }) => return Err(differs()),
             Err(e) => return Err(e.into()),
         };
-        // Read back: the object must end with this seal, and be this size.
-        let meta = self.store.head(&location).await?;
-        let remote_tail = if meta.size == size {
-            Some(self.store.get_range(&location, tail_start..size).await?)
-        } else {
-            None
-        };
-        if remote_tail.as_deref() != Some(&tail[..]) {
-            return Err(if status == "uploaded" {
-                PushError::Mismatch { key }
-            } else {
-                PushError::Conflict { key }
-            });
+        let meta = remote.meta.clone();
+        let remote_tail = remote.bytes().await?;
+        if meta.size != size || remote_tail[..] != tail[..] {
+            return Err(differs());
         }
         if verify_full {
             let mut stream = self.store.get(&location).await?.into_stream();
@@ -784,6 +834,10 @@ impl Journal {
 }
 
 /// Move a pushed file from its spool into the spool's `sent/` directory (same relative path).
+///
+/// The move is not synced: a move lost in a crash leaves the file in the spool, and the next
+/// push finds it already archived and moves it again. Sync the directories once at the end
+/// ([`fsutil::sync_dir`]) to make the moves of a run durable.
 pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
     let relative = file
         .strip_prefix(spool)
@@ -793,8 +847,5 @@ pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
         std::fs::create_dir_all(dir).at("cannot create", dir)?;
     }
     std::fs::rename(file, &dest).at("cannot move", file)?;
-    File::open(fsutil::parent_dir(&dest))
-        .and_then(|d| d.sync_all())
-        .at("cannot sync", &dest)?;
     Ok(dest)
 }

@@ -700,12 +700,14 @@ pub const QUERY_SECTIONS: &[Section] = &[
         title: "SEARCH",
         lines: &[
             "Every condition of the document's figure 7; all given ones must hold. Values match",
-            "literally (quotes, % and _ are themselves); --customer and an institution name match a",
-            "part. --from/--to take a day (YYYY-MM-DD, in each call's own time zone, inclusive) or an",
-            "RFC 3339 time. Only the latest version of a corrected record is shown (--all-versions",
-            "shows every one; `history ID` lists one record's versions). Output: an aligned table on a",
-            "terminal, record ids one per line in a pipe, --csv (UTF-8 with a byte-order mark, so",
-            "spreadsheets keep the Chinese text) or --json (JSON Lines).",
+            "literally (quotes, % and _ are themselves); --customer matches a part of the name;",
+            "--institution an institution's code, or else a part of institution names. --from/--to",
+            "take a day (YYYY-MM-DD, in each call's own time zone, inclusive) or an RFC 3339 time.",
+            "Searches within a date range are fast whatever else they ask; a customer or institution",
+            "name without one reads every record. Only the latest version of a corrected record is",
+            "shown (--all-versions shows every one; `history ID` lists one record's versions).",
+            "Output: an aligned table on a terminal, record ids one per line in a pipe, --csv (UTF-8",
+            "with a byte-order mark, so spreadsheets keep the Chinese text) or --json (JSON Lines).",
         ],
     },
     Section {
@@ -808,7 +810,7 @@ pub struct QuerySearchArgs {
     /// Collection flag (采集标志)
     #[arg(long, value_name = "FLAG")]
     pub collection_flag: Option<String>,
-    /// Institution code, or part of its name
+    /// Institution: its code, or else a part of its name
     #[arg(long, value_name = "CODE|NAME")]
     pub institution: Option<String>,
     /// Phone number called

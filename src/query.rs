@@ -16,7 +16,7 @@ use std::sync::OnceLock;
 
 use chrono::{DateTime, Datelike, FixedOffset, NaiveDate};
 use rayon::prelude::*;
-use rusqlite::{params_from_iter, types::Value, Connection};
+use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::archive::{Archive, Object, PushError};
@@ -177,44 +177,55 @@ pub fn examine(
         verdict: "ok".into(),
         ..Entry::default()
     };
-    let failed = |mut entry: Entry, e: VerifyError| match e {
-        VerifyError::Failed { check, reason } => {
-            entry.verdict = "failed".into();
-            entry.problem = Some(format!("{check}: {reason}"));
-            Ok(entry)
-        }
-        VerifyError::Io(e) => Err(PushError::Io(e)),
-    };
     let source = archive.reader(object)?;
     let sealed = match SealedFile::from_source(Path::new(&object.key), source, object.size) {
         Ok(sealed) => sealed,
-        Err(e) => return failed(entry, e),
+        Err(VerifyError::Failed { check, reason }) => {
+            entry.verdict = "failed".into();
+            entry.problem = Some(format!("{check}: {reason}"));
+            return Ok(entry);
+        }
+        Err(VerifyError::Io(e)) => return Err(PushError::Io(e)),
     };
     let checked = match trusted {
-        Some(trusted) => verify::seal(&sealed, trusted).map(|v| (v.manifest, v.manifest_sha256)),
-        None => verify::manifest(&sealed).and_then(|(manifest, bytes)| {
-            verify::check_text(&sealed, &manifest)?;
-            Ok((manifest, crate::format::Manifest::sha256(&bytes)))
-        }),
+        Some(trusted) => verify::seal(&sealed, trusted).map(|_| ()),
+        None => verify::manifest(&sealed).and_then(|(m, _)| verify::check_text(&sealed, &m)),
     };
-    let (manifest, manifest_sha256) = match checked {
-        Ok(checked) => checked,
-        Err(e) => return failed(entry, e),
-    };
-    entry.record_id = manifest.record_id.to_string();
-    entry.sealed_at = Some(manifest.sealed_at.to_rfc3339());
-    entry.key_id = Some(manifest.key_id.clone());
-    entry.manifest_sha256 = Some(hex::encode(manifest_sha256));
+    match checked {
+        Ok(()) => {}
+        Err(VerifyError::Failed { check, reason }) => {
+            entry.verdict = "failed".into();
+            entry.problem = Some(format!("{check}: {reason}"));
+        }
+        Err(VerifyError::Io(e)) => return Err(PushError::Io(e)),
+    }
+    // A record that failed is still described as far as it can be read, so that it can be
+    // found; its fields are what it claims, unproven.
+    let manifest = sealed
+        .manifest_bytes()
+        .ok()
+        .and_then(|bytes| Some((crate::format::Manifest::parse(&bytes).ok()?, bytes)));
+    if let Some((manifest, bytes)) = &manifest {
+        entry.record_id = manifest.record_id.to_string();
+        entry.sealed_at = Some(manifest.sealed_at.to_rfc3339());
+        entry.key_id = Some(manifest.key_id.clone());
+        entry.manifest_sha256 = Some(hex::encode(crate::format::Manifest::sha256(bytes)));
+    }
     match text_keys
         .get(sealed.footer.cipher)
         .and_then(|key| verify::decode_text(&sealed, key).map_err(|e| e.to_string()))
     {
-        Ok(record) if record.id == manifest.record_id => entry.fill(&record),
-        Ok(_) => {
-            entry.verdict = "failed".into();
-            entry.problem = Some("text-sha256: the text info names another record".into());
+        Ok(record) => {
+            entry.fill(&record);
+            if manifest.is_some_and(|(m, _)| m.record_id != record.id) && entry.verdict == "ok" {
+                entry.verdict = "failed".into();
+                entry.problem = Some("text-sha256: the text info names another record".into());
+            }
         }
-        Err(reason) => entry.problem = Some(format!("text info not read: {reason}")),
+        Err(reason) if entry.verdict == "ok" => {
+            entry.problem = Some(format!("text info not read: {reason}"))
+        }
+        Err(_) => {}
     }
     Ok(entry)
 }
@@ -331,7 +342,7 @@ pub struct Filter {
     pub from: Option<Bound>,
     pub to: Option<Bound>,
     pub collection_flag: Option<String>,
-    /// An institution code, or part of an institution's name.
+    /// An institution's code, or else a part of institutions' names.
     pub institution: Option<String>,
     pub phone: Option<String>,
     /// Part of the customer's name.
@@ -396,7 +407,9 @@ impl Where {
 const LATEST: &str = "corrected_by IS NULL";
 
 impl Filter {
-    fn to_where(&self) -> Where {
+    /// The conditions. `institution_is_code`: the institution given is some institution's
+    /// code (it then matches that code; otherwise a part of institution names).
+    fn to_where(&self, institution_is_code: bool) -> Where {
         let mut w = Where {
             sql: Vec::new(),
             params: Vec::new(),
@@ -405,7 +418,11 @@ impl Filter {
         w.time(&self.to, true);
         w.text("collection_flag = ?", &self.collection_flag);
         w.text(
-            "(institution_code = ? OR instr(institution_name, ?) > 0)",
+            if institution_is_code {
+                "institution_code = ?"
+            } else {
+                "instr(institution_name, ?) > 0"
+            },
             &self.institution,
         );
         w.text("phone = ?", &self.phone);
@@ -590,15 +607,40 @@ CREATE TABLE IF NOT EXISTS records (
     PRIMARY KEY (archive, key)
 );
 CREATE INDEX IF NOT EXISTS records_time ON records (call_time);
-CREATE INDEX IF NOT EXISTS records_day ON records (call_day);
+-- Wide, so that the conditions of a search within a date range are tested on the index
+-- entries and only matching records are read.
+CREATE INDEX IF NOT EXISTS records_day ON records (call_day, corrected_by, verdict, result,
+    collection_flag, institution_code, institution_name, customer_name, role, business_type);
 CREATE INDEX IF NOT EXISTS records_phone ON records (phone);
 CREATE INDEX IF NOT EXISTS records_account ON records (account);
 CREATE INDEX IF NOT EXISTS records_device ON records (device);
 CREATE INDEX IF NOT EXISTS records_operator ON records (operator_id, call_day);
-CREATE INDEX IF NOT EXISTS records_institution ON records (institution_code);
+CREATE INDEX IF NOT EXISTS records_institution ON records (institution_code, call_day);
 CREATE INDEX IF NOT EXISTS records_record_id ON records (record_id);
 CREATE INDEX IF NOT EXISTS records_corrects ON records (corrects);
-CREATE INDEX IF NOT EXISTS records_workload ON records (call_day, operator_id, result, verdict, corrected_by, operator_name, call_week);
+CREATE TABLE IF NOT EXISTS daily (
+    call_day TEXT NOT NULL,
+    call_week TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    operator_name TEXT NOT NULL,
+    result INTEGER,
+    calls INTEGER NOT NULL,
+    flagged INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS daily_day ON daily (call_day);
+CREATE INDEX IF NOT EXISTS daily_operator ON daily (operator_id, call_day);
+";
+
+/// The workload summary of the given days (`?1`: a JSON array of days), rebuilt from
+/// `records`: current versions only, intact records in `calls`, the others in `flagged`.
+const DAILY_SQL: &str = "
+DELETE FROM daily WHERE call_day IN (SELECT value FROM json_each(?1));
+INSERT INTO daily
+SELECT call_day, max(call_week), operator_id, max(operator_name), result,
+       sum(verdict = 'ok'), sum(verdict <> 'ok')
+FROM records
+WHERE call_day IN (SELECT value FROM json_each(?1)) AND corrected_by IS NULL
+GROUP BY call_day, operator_id, result;
 ";
 
 impl SqliteIndex {
@@ -716,7 +758,20 @@ impl Index for SqliteIndex {
             source,
         };
         let tx = self.conn.transaction().map_err(db)?;
+        // Days whose workload summary must be rebuilt: those of the entries, before and
+        // after, and those of the records they correct.
+        let mut days_touched: Vec<String> = Vec::new();
         {
+            let mut before = tx
+                .prepare_cached("SELECT call_day FROM records WHERE archive = ?1 AND key = ?2")
+                .map_err(db)?;
+            for e in entries {
+                let day: Option<Option<String>> = before
+                    .query_row([&e.archive, &e.key], |r| r.get(0))
+                    .optional()
+                    .map_err(db)?;
+                days_touched.extend(day.flatten());
+            }
             let marks = vec!["?"; 32].join(", ");
             let mut insert = tx
                 .prepare_cached(&format!(
@@ -769,7 +824,8 @@ impl Index for SqliteIndex {
                          SELECT c.record_id FROM records c
                          WHERE c.corrects = ?1 AND c.verdict = 'ok'
                          ORDER BY c.sealed_at DESC, c.record_id DESC LIMIT 1)
-                     WHERE record_id = ?1",
+                     WHERE record_id = ?1
+                     RETURNING call_day",
                 )
                 .map_err(db)?;
             let mut corrected: Vec<&str> = entries
@@ -779,7 +835,19 @@ impl Index for SqliteIndex {
             corrected.sort_unstable();
             corrected.dedup();
             for id in corrected {
-                supersede.execute([id]).map_err(db)?;
+                let days = supersede
+                    .query_map([id], |r| r.get::<_, Option<String>>(0))
+                    .map_err(db)?;
+                for day in days {
+                    days_touched.extend(day.map_err(db)?);
+                }
+            }
+            days_touched.extend(entries.iter().filter_map(|e| e.call_day.clone()));
+            days_touched.sort_unstable();
+            days_touched.dedup();
+            let days = serde_json::to_string(&days_touched).expect("days serialise");
+            for statement in DAILY_SQL.split(';').filter(|s| !s.trim().is_empty()) {
+                tx.execute(statement, [&days]).map_err(db)?;
             }
         }
         tx.commit().map_err(db)
@@ -793,7 +861,18 @@ impl Index for SqliteIndex {
     }
 
     fn search(&self, filter: &Filter) -> Result<Vec<Entry>, QueryError> {
-        let mut w = filter.to_where();
+        let institution_is_code = match &filter.institution {
+            Some(value) => self
+                .conn
+                .query_row(
+                    "SELECT EXISTS (SELECT 1 FROM records WHERE institution_code = ?1)",
+                    [value],
+                    |r| r.get(0),
+                )
+                .map_err(self.db())?,
+            None => false,
+        };
+        let mut w = filter.to_where(institution_is_code);
         let order = if filter.descending { "DESC" } else { "ASC" };
         let mut clause = format!(
             "{} ORDER BY {} {order}, record_id {order}",
@@ -810,19 +889,34 @@ impl Index for SqliteIndex {
 
     fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError> {
         let mut w = Where {
-            sql: vec![LATEST.to_string()],
+            sql: Vec::new(),
             params: Vec::new(),
         };
         w.time(&query.from, false);
         w.time(&query.to, true);
         w.text("operator_id = ?", &query.operator);
-        let counted = format!("{} AND verdict = 'ok'", w.clause());
+        // Whole days are answered from the summary; a time of day needs the records.
+        let instant = [&query.from, &query.to]
+            .iter()
+            .any(|b| matches!(b, Some(Bound::Instant(_))));
+        let source = if instant {
+            format!(
+                "(SELECT call_time, call_day, call_week, operator_id, operator_name, result,
+                         verdict = 'ok' AS calls, verdict <> 'ok' AS flagged
+                  FROM records WHERE {LATEST})"
+            )
+        } else {
+            "daily".to_string()
+        };
+        let filter = w.clause();
         let period = query.period.sql();
         let sql = format!(
-            "SELECT operator_id, max(operator_name), {period} AS period, count(*),
-                    sum(result = 1), sum(result > 1), sum(result IS NULL)
-             FROM records {counted}
-             GROUP BY operator_id, period ORDER BY operator_id, period"
+            "SELECT operator_id, max(operator_name), {period} AS period, sum(calls),
+                    sum(calls * (result = 1)), sum(calls * (result > 1)),
+                    sum(calls * (result IS NULL))
+             FROM {source} {filter}
+             GROUP BY operator_id, period HAVING sum(calls) > 0
+             ORDER BY operator_id, period"
         );
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
         let rows = stmt
@@ -852,7 +946,8 @@ impl Index for SqliteIndex {
         let mut stmt = self
             .conn
             .prepare_cached(&format!(
-                "SELECT result, count(*) FROM records {counted} GROUP BY result ORDER BY result"
+                "SELECT result, sum(calls) FROM {source} {filter}
+                 GROUP BY result HAVING sum(calls) > 0 ORDER BY result"
             ))
             .map_err(self.db())?;
         let results = stmt
@@ -863,10 +958,7 @@ impl Index for SqliteIndex {
         let flagged: u64 = self
             .conn
             .query_row(
-                &format!(
-                    "SELECT count(*) FROM records {} AND verdict <> 'ok'",
-                    w.clause()
-                ),
+                &format!("SELECT coalesce(sum(flagged), 0) FROM {source} {filter}"),
                 params_from_iter(&w.params),
                 |r| r.get(0),
             )

@@ -646,8 +646,6 @@ pub enum ExtractError {
     Remux(#[from] crate::media::RemuxError),
     #[error("{0:?} exists; not overwritten")]
     Exists(PathBuf),
-    #[error("cannot tell a container from the name {0:?}: use .mka, .opus, .mkv or .mp4")]
-    Container(PathBuf),
 }
 
 /// Verify `sealed` fully and write its media, or only its audio or video streams remuxed into
@@ -663,10 +661,7 @@ pub fn extract(
         return Err(ExtractError::Exists(out.to_path_buf()));
     }
     let container = match streams {
-        Some(_) => Some(
-            crate::media::container_for(out)
-                .ok_or_else(|| ExtractError::Container(out.to_path_buf()))?,
-        ),
+        Some(_) => Some(crate::media::container_for(out)?),
         None => None,
     };
     let dir = fsutil::parent_dir(out);
@@ -675,7 +670,7 @@ pub fn extract(
     let result = match (streams, container) {
         (Some(kind), Some(container)) => {
             let remuxed = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
-            crate::media::remux(media.path(), remuxed.path(), kind, &container)?;
+            crate::media::remux(media.path(), remuxed.path(), kind, container)?;
             remuxed
         }
         _ => media,

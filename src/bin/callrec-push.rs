@@ -107,6 +107,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         indicatif::ProgressBar::hidden()
     };
     let (failed, unreachable) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let dirs = Mutex::new(std::collections::BTreeSet::new());
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(args.jobs.max(1))
         .build()?;
@@ -126,7 +127,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                 })
                 .and_then(|receipt| {
                     journal.append(&receipt)?;
-                    if args.remove_source {
+                    let touched = if args.remove_source {
                         std::fs::remove_file(file).map_err(|source| {
                             callrec::fsutil::PathError {
                                 action: "cannot remove",
@@ -134,8 +135,15 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                                 source,
                             }
                         })?;
+                        Some(file.clone())
                     } else if let Some(spool) = spool {
-                        archive::move_to_sent(spool, file)?;
+                        Some(archive::move_to_sent(spool, file)?)
+                    } else {
+                        None
+                    };
+                    if let Some(path) = touched {
+                        let dir = callrec::fsutil::parent_dir(&path).to_path_buf();
+                        dirs.lock().expect("dirs").insert(dir);
                     }
                     Ok(receipt)
                 });
@@ -177,6 +185,12 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         })
     });
     progress.finish_and_clear();
+    // Moves and removals are made durable once per directory, not once per record.
+    for dir in dirs.into_inner().expect("dirs") {
+        if let Err(e) = callrec::fsutil::sync_dir(&dir) {
+            eprintln!("{PROG}: cannot sync {dir:?}: {e}");
+        }
+    }
     drop(locks);
     if unreachable.into_inner() {
         eprintln!("{PROG}: the archive is unreachable; the spool is intact: run again later");
