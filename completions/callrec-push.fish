@@ -8,7 +8,7 @@ complete -c callrec-push -l retain-days -d 'Lock each object (S3 Object Lock) fo
 complete -c callrec-push -l retain-until -d 'Lock each object until DATE (YYYY-MM-DD, midnight UTC, or RFC 3339)' -r
 complete -c callrec-push -l lock-mode -d 'Object Lock mode for --retain-days and --retain-until' -r -f -a "compliance\t'Nobody, not even the bucket\'s owner, can delete the object or shorten its retention'
 governance\t'Users with a special permission can lift the lock'"
-complete -c callrec-push -s j -l jobs -d 'Upload this many records at once' -r
+complete -c callrec-push -s j -l jobs -d 'Upload this many records at once (as many more are checked and read back meanwhile)' -r
 complete -c callrec-push -l remove-source -d 'Remove each input once archived and verified, instead of moving it to SPOOL/sent/'
 complete -c callrec-push -l legal-hold -d 'Place a legal hold on each object'
 complete -c callrec-push -l require-retention -d 'Fail a record whose Object Lock the archive did not keep (by default: a warning)'

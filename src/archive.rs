@@ -195,6 +195,9 @@ pub struct Archive {
     listing: std::sync::Mutex<HashMap<String, Arc<HashSet<String>>>>,
     /// Keys this run has pushed or is pushing.
     claimed: std::sync::Mutex<HashSet<String>>,
+    /// Uploads in flight at once (`-j`); read-backs and checks run beside them, as rclone's
+    /// checkers run beside its transfers.
+    uploads: tokio::sync::Semaphore,
 }
 
 /// Objects up to this size are sent in one request; larger ones in parts of this size.
@@ -247,6 +250,7 @@ impl Archive {
             retention,
             listing: Default::default(),
             claimed: Default::default(),
+            uploads: tokio::sync::Semaphore::new(jobs.max(1)),
         })
     }
 
@@ -439,6 +443,7 @@ impl Archive {
             .insert(key.clone());
         let mut status = "uploaded";
         let (sha256, etag, version) = if first_claim && !self.listed(&key).await? {
+            let _slot = self.uploads.acquire().await.expect("never closed");
             self.upload(path, &file, size, &location).await?
         } else {
             status = "already-archived";

@@ -671,7 +671,7 @@ pub struct PushArgs {
     /// Fail a record whose Object Lock the archive did not keep (by default: a warning)
     #[arg(long)]
     pub require_retention: bool,
-    /// Upload this many records at once
+    /// Upload this many records at once (as many more are checked and read back meanwhile)
     #[arg(short, long, value_name = "N", default_value_t = 4)]
     pub jobs: usize,
     /// Read and write path lists NUL-separated instead of one per line

@@ -526,6 +526,8 @@ pub trait Index {
     fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError>;
     /// Every version of a record: the record itself and the corrections of it, oldest first.
     fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError>;
+    /// Where a record is archived: its intact copy if there is one.
+    fn locate(&self, record_id: &str) -> Result<Option<Entry>, QueryError>;
 }
 
 /// The index in an SQLite file.
@@ -970,6 +972,16 @@ impl Index for SqliteIndex {
         })
     }
 
+    fn locate(&self, record_id: &str) -> Result<Option<Entry>, QueryError> {
+        Ok(self
+            .select(
+                "WHERE record_id = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
+                &[Value::Text(record_id.to_string())],
+            )?
+            .into_iter()
+            .next())
+    }
+
     fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError> {
         // The record and every correction that names it, or names a correction of it.
         let sql = "WITH RECURSIVE chain(id) AS (
@@ -989,17 +1001,6 @@ impl Index for SqliteIndex {
         out.sort_by(|a, b| a.sealed_at.cmp(&b.sealed_at));
         Ok(out)
     }
-}
-
-/// Find where a record is archived: its latest intact copy.
-pub fn locate(index: &SqliteIndex, record_id: &str) -> Result<Option<Entry>, QueryError> {
-    Ok(index
-        .select(
-            "WHERE record_id = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
-            &[Value::Text(record_id.to_string())],
-        )?
-        .into_iter()
-        .next())
 }
 
 /// The labels of a printed page, in order: field name, Chinese label, English label.

@@ -622,3 +622,31 @@ fn an_s3_archive_is_indexed_with_ranged_reads_and_fetched_verified() {
         fs::read(t.join("spool/sent/0007.sealed.bin")).unwrap()
     );
 }
+
+#[test]
+fn an_archive_key_that_would_escape_the_archive_is_refused() {
+    let t = TestDir::new();
+    archive(&t);
+    run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    run_ok(
+        t.cmd("callrec-query")
+            .args(["index", "--identity", "keys", "archive"]),
+    );
+    fs::write(t.join("outside.sealed.bin"), "not in the archive").unwrap();
+    // Someone with write access to the index points a record outside the archive.
+    tool_ok(
+        "sqlite3",
+        &[
+            "data/callrec/index.sqlite",
+            "UPDATE records SET key = '../outside.sealed.bin' WHERE record_id = 'rec-0001'",
+        ],
+        t.path(),
+    );
+    let (code, stdout, stderr) = run(t.cmd("callrec-query").args([
+        "get", "rec-0001", "--sealed", "-o", "out.bin", "--pubkey", "keys",
+    ]));
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("unsafe archive key"), "{stderr}");
+    assert!(!t.join("out.bin").exists());
+}

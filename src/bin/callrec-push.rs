@@ -108,8 +108,10 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
     };
     let (failed, unreachable) = (AtomicUsize::new(0), AtomicBool::new(false));
     let dirs = Mutex::new(std::collections::BTreeSet::new());
+    // Twice as many records in hand as uploads at once: while some upload, the others are
+    // checked and read back.
     let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(args.jobs.max(1))
+        .num_threads(2 * args.jobs.max(1))
         .build()?;
     pool.install(|| {
         files.par_iter().for_each(|(file, spool)| {

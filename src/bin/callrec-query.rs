@@ -410,7 +410,7 @@ fn trusted_keys(paths: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
 
 fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyhow::Result<u8> {
     let trusted = trusted_keys(&args.pubkey)?;
-    let Some(entry) = query::locate(index, &args.id)? else {
+    let Some(entry) = index.locate(&args.id)? else {
         eprintln!(
             "{PROG}: no record {} in the index (run callrec-query index)",
             args.id
