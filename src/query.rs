@@ -269,18 +269,29 @@ pub fn index_archive(
     };
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total = changed.len();
+    // Object storage is read with many requests in flight; a directory with one per core.
+    let threads = match archive.target() {
+        crate::archive::Target::Dir(_) => 0,
+        crate::archive::Target::S3 { .. } => 16,
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| QueryError::Invalid(e.to_string()))?;
     for batch in changed.chunks(2000) {
-        let entries = batch
-            .par_iter()
-            .map(|object| {
-                let entry = examine(archive, object, trusted, text_keys);
-                progress(
-                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
-                    total,
-                );
-                entry
-            })
-            .collect::<Result<Vec<Entry>, PushError>>()?;
+        let entries = pool.install(|| {
+            batch
+                .par_iter()
+                .map(|object| {
+                    let entry = examine(archive, object, trusted, text_keys);
+                    progress(
+                        done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1,
+                        total,
+                    );
+                    entry
+                })
+                .collect::<Result<Vec<Entry>, PushError>>()
+        })?;
         index.put(&entries)?;
         summary.failed += entries.iter().filter(|e| e.verdict != "ok").count();
         summary.text_unread += entries
