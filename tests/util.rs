@@ -478,12 +478,19 @@ impl Moto {
 
     pub fn start() -> Moto {
         let port = free_port();
-        let child = Command::new("moto_server")
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
-            .expect("moto_server must be installed (scripts/setup installs it)");
+            .expect("python3 must be installed");
         let moto = Moto {
             child,
             endpoint: format!("http://127.0.0.1:{port}"),
@@ -498,7 +505,7 @@ impl Moto {
             }
             std::thread::sleep(std::time::Duration::from_millis(100));
         }
-        panic!("moto_server did not start");
+        panic!("the moto server did not start");
     }
 
     /// Run Python with `s3`, a boto3 client of this server, and return what it prints: an
