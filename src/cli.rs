@@ -169,3 +169,15 @@ pub fn default_key_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("callrec"))
         .join("keys")
 }
+
+/// The trusted public keys to verify with: those given, else `$CALLREC_PUBKEY` if set.
+pub fn pubkey_paths(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    std::env::var_os("CALLREC_PUBKEY")
+        .filter(|v| !v.is_empty())
+        .map(PathBuf::from)
+        .into_iter()
+        .collect()
+}

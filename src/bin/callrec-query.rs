@@ -393,15 +393,8 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn trusted_keys(paths: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
-    let mut paths = paths.to_vec();
-    if paths.is_empty() {
-        paths.extend(
-            std::env::var_os("CALLREC_PUBKEY")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-        );
-    }
+fn trusted_keys(given: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
+    let paths = cli::pubkey_paths(given);
     if paths.is_empty() {
         bail!("get verifies before it hands anything out: give --pubkey seal.pub (or set CALLREC_PUBKEY)");
     }

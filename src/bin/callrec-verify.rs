@@ -94,15 +94,7 @@ fn main() -> ExitCode {
 }
 
 fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<TrustedKeys> {
-    let mut paths = args.pubkey.clone();
-    if paths.is_empty() {
-        paths.extend(
-            std::env::var_os("CALLREC_PUBKEY")
-                .filter(|v| !v.is_empty())
-                .map(PathBuf::from),
-        );
-    }
-    Ok(TrustedKeys::load(&paths)?)
+    Ok(TrustedKeys::load(&cli::pubkey_paths(&args.pubkey))?)
 }
 
 fn single_file(args: &VerifyArgs) -> anyhow::Result<&Path> {
