@@ -17,7 +17,6 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -69,6 +68,20 @@ pub fn is_safe_key(key: &str) -> bool {
             .split('/')
             .all(|s| !s.is_empty() && s != "." && s != ".." && !s.contains('\\'))
         && !key.chars().any(char::is_control)
+}
+
+impl Target {
+    /// The file holding `key` in a directory archive (`None` for object storage). A key that
+    /// is not safe is refused, so no key can name a file outside the archive.
+    pub fn local_path(&self, key: &str) -> Result<Option<PathBuf>, PushError> {
+        if !is_safe_key(key) {
+            return Err(PushError::Setup(format!("unsafe archive key {key:?}")));
+        }
+        Ok(match self {
+            Target::Dir(dir) => Some(dir.join(key)),
+            Target::S3 { .. } => None,
+        })
+    }
 }
 
 impl std::str::FromStr for Target {
@@ -325,14 +338,7 @@ impl Archive {
     /// requests to object storage, with the object's last 64 KiB (where the seal is) read
     /// once up front.
     pub fn reader(&self, object: &Object) -> Result<Box<dyn fsutil::ReadAt>, PushError> {
-        if !is_safe_key(&object.key) {
-            return Err(PushError::Setup(format!(
-                "unsafe archive key {:?}",
-                object.key
-            )));
-        }
-        if let Target::Dir(dir) = &self.target {
-            let path = dir.join(&object.key);
+        if let Some(path) = self.target.local_path(&object.key)? {
             return Ok(Box::new(File::open(&path).at("cannot open", &path)?));
         }
         let location = object_store::path::Path::from(object.key.as_str());
@@ -402,36 +408,37 @@ impl Archive {
         verify_full: bool,
     ) -> Result<Receipt, PushError> {
         let sealed = SealedFile::open(path)?;
-        match trusted {
-            Some(keys) => verify::full(&sealed, keys, None).map(|_| ())?,
-            None => verify::quick(&sealed).map(|_| ())?,
-        }
+        let (manifest, manifest_sha256) = match trusted {
+            Some(keys) => {
+                let verified = verify::full(&sealed, keys, None)?;
+                (verified.manifest, verified.manifest_sha256)
+            }
+            None => {
+                let (manifest, bytes) = verify::manifest(&sealed)?;
+                (manifest, Manifest::sha256(&bytes))
+            }
+        };
+        let tail = sealed.tail()?;
         self.runtime
-            .block_on(self.push_async(path, sealed, verify_full))
+            .block_on(self.push_async(path, &manifest, manifest_sha256, &tail, verify_full))
     }
 
+    /// Push a checked sealed file; `tail` is its manifest, signature and footer.
     async fn push_async(
         &self,
         path: &Path,
-        sealed: SealedFile,
+        manifest: &Manifest,
+        manifest_sha256: [u8; 32],
+        tail: &[u8],
         verify_full: bool,
     ) -> Result<Receipt, PushError> {
-        let manifest_bytes = sealed.manifest_bytes()?;
-        let manifest = Manifest::parse(&manifest_bytes).map_err(|e| VerifyError::Failed {
-            check: verify::Check::Manifest,
-            reason: e.to_string(),
-        })?;
         let file = File::open(path).at("cannot open", path)?;
         let size = file.metadata().at("cannot read", path)?.len();
-        let tail_start = sealed.footer.manifest_offset();
-        let mut tail = vec![0u8; (size - tail_start) as usize];
-        file.read_exact_at(&mut tail, tail_start)
-            .at("cannot read", path)?;
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let key = self.key(&manifest, &name);
+        let key = self.key(manifest, &name);
         let location = object_store::path::Path::from(key.as_str());
 
         // A key this run has already claimed, or that the archive listed, exists: never
@@ -494,7 +501,7 @@ impl Archive {
             record_id: manifest.record_id.to_string(),
             size,
             sha256,
-            manifest_sha256: hex::encode(Manifest::sha256(&manifest_bytes)),
+            manifest_sha256: hex::encode(manifest_sha256),
             etag,
             version,
             status,

@@ -20,8 +20,9 @@ use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 use serde::Serialize;
 
 use crate::archive::{Archive, Object, PushError};
+use crate::format::Manifest;
 use crate::fsutil::{PathContext, PathError};
-use crate::keys::{self, KeyError, TextKey, TrustedKeys};
+use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 use crate::verify::{self, SealedFile, VerifyError};
 
@@ -42,8 +43,6 @@ pub enum QueryError {
     Archive(#[from] PushError),
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error(transparent)]
-    Key(#[from] KeyError),
     #[error("{0}")]
     Invalid(String),
 }
@@ -94,6 +93,11 @@ pub struct Entry {
 }
 
 impl Entry {
+    fn fail(&mut self, problem: String) {
+        self.verdict = "failed".into();
+        self.problem = Some(problem);
+    }
+
     fn fill(&mut self, record: &Record) {
         let start: Option<DateTime<FixedOffset>> = record.times.call_start;
         self.text = true;
@@ -181,35 +185,34 @@ pub fn examine(
     let sealed = match SealedFile::from_source(Path::new(&object.key), source, object.size) {
         Ok(sealed) => sealed,
         Err(VerifyError::Failed { check, reason }) => {
-            entry.verdict = "failed".into();
-            entry.problem = Some(format!("{check}: {reason}"));
+            entry.fail(format!("{check}: {reason}"));
             return Ok(entry);
         }
         Err(VerifyError::Io(e)) => return Err(PushError::Io(e)),
     };
     let checked = match trusted {
-        Some(trusted) => verify::seal(&sealed, trusted).map(|_| ()),
-        None => verify::manifest(&sealed).and_then(|(m, _)| verify::check_text(&sealed, &m)),
+        Some(trusted) => verify::seal(&sealed, trusted).map(|v| (v.manifest, v.manifest_sha256)),
+        None => verify::manifest(&sealed).and_then(|(manifest, bytes)| {
+            verify::check_text(&sealed, &manifest)?;
+            Ok((manifest, Manifest::sha256(&bytes)))
+        }),
     };
-    match checked {
-        Ok(()) => {}
+    let manifest = match checked {
+        Ok(checked) => Some(checked),
+        // A record that failed is still described as far as it can be read, so that it can
+        // be found; its fields are what it claims, unproven.
         Err(VerifyError::Failed { check, reason }) => {
-            entry.verdict = "failed".into();
-            entry.problem = Some(format!("{check}: {reason}"));
+            entry.fail(format!("{check}: {reason}"));
+            let bytes = sealed.manifest_bytes().ok();
+            bytes.and_then(|b| Some((Manifest::parse(&b).ok()?, Manifest::sha256(&b))))
         }
         Err(VerifyError::Io(e)) => return Err(PushError::Io(e)),
-    }
-    // A record that failed is still described as far as it can be read, so that it can be
-    // found; its fields are what it claims, unproven.
-    let manifest = sealed
-        .manifest_bytes()
-        .ok()
-        .and_then(|bytes| Some((crate::format::Manifest::parse(&bytes).ok()?, bytes)));
-    if let Some((manifest, bytes)) = &manifest {
+    };
+    if let Some((manifest, sha256)) = &manifest {
         entry.record_id = manifest.record_id.to_string();
         entry.sealed_at = Some(manifest.sealed_at.to_rfc3339());
         entry.key_id = Some(manifest.key_id.clone());
-        entry.manifest_sha256 = Some(hex::encode(crate::format::Manifest::sha256(bytes)));
+        entry.manifest_sha256 = Some(hex::encode(sha256));
     }
     match text_keys
         .get(sealed.footer.cipher)
@@ -218,8 +221,7 @@ pub fn examine(
         Ok(record) => {
             entry.fill(&record);
             if manifest.is_some_and(|(m, _)| m.record_id != record.id) && entry.verdict == "ok" {
-                entry.verdict = "failed".into();
-                entry.problem = Some("text-sha256: the text info names another record".into());
+                entry.fail("text-sha256: the text info names another record".into());
             }
         }
         Err(reason) if entry.verdict == "ok" => {

@@ -141,6 +141,15 @@ impl SealedFile {
         self.read_at(self.footer.manifest_offset(), self.footer.manifest_len)
     }
 
+    /// The seal at the end of the file: manifest, signature and footer.
+    pub fn tail(&self) -> Result<Vec<u8>, PathError> {
+        let f = &self.footer;
+        self.read_at(
+            f.manifest_offset(),
+            f.manifest_len + f.signature_len + FOOTER_LEN as u32,
+        )
+    }
+
     pub fn signature_bytes(&self) -> Result<Vec<u8>, PathError> {
         self.read_at(self.footer.signature_offset(), self.footer.signature_len)
     }
@@ -634,6 +643,21 @@ pub fn histories(records: &[(PathBuf, Verified)]) -> Vec<History> {
             }
         })
         .collect()
+}
+
+/// The verification failure inside an error from this module, if there is one: what decides
+/// exit status 1 (proven bad) against 2 (could not check).
+pub fn verify_error<'a>(err: &'a (dyn std::error::Error + 'static)) -> Option<&'a VerifyError> {
+    if let Some(e) = err.downcast_ref::<VerifyError>() {
+        return Some(e);
+    }
+    if let Some(ExtractError::Verify(e)) = err.downcast_ref::<ExtractError>() {
+        return Some(e);
+    }
+    match err.downcast_ref::<ShowError>() {
+        Some(ShowError::Verify(e)) => Some(e),
+        _ => None,
+    }
 }
 
 #[derive(Debug, thiserror::Error)]

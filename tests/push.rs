@@ -265,11 +265,7 @@ fn s3_push_reads_back_refuses_conflicts_and_never_overwrites() {
         "--json",
         "spool",
     ])));
-    let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let receipts = json_lines(&out.stdout);
     assert_eq!(receipts.len(), 3);
     assert!(receipts
         .iter()
@@ -384,11 +380,7 @@ fn object_lock_is_set_at_push_and_read_back() {
         "--json",
         "spool",
     ])));
-    let receipts: Vec<serde_json::Value> = String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let receipts = json_lines(&out.stdout);
     assert_eq!(receipts.len(), 2);
     let in_30_days = (chrono::Utc::now() + chrono::Duration::days(30)).timestamp();
     for receipt in &receipts {
@@ -427,8 +419,7 @@ fn object_lock_is_set_at_push_and_read_back() {
         "--json",
         "spool",
     ])));
-    for line in String::from_utf8(out.stdout).unwrap().lines() {
-        let receipt: serde_json::Value = serde_json::from_str(line).unwrap();
+    for receipt in json_lines(&out.stdout) {
         assert_eq!(receipt["status"], "already-archived");
         let until =
             chrono::DateTime::parse_from_rfc3339(receipt["retention"]["until"].as_str().unwrap())

@@ -417,61 +417,59 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
     }
     let target: Target = entry.archive.parse().map_err(anyhow::Error::msg)?;
     // A directory archive is read in place; an object is fetched into a private temporary file.
-    let (path, _fetched) = match &target {
-        Target::Dir(dir) => {
-            if !callrec::archive::is_safe_key(&entry.key) {
-                bail!("unsafe archive key {:?} in the index", entry.key);
-            }
-            (dir.join(&entry.key), None)
-        }
-        Target::S3 { .. } => {
+    let mut fetched = None;
+    let path = match target.local_path(&entry.key)? {
+        Some(path) => path,
+        None => {
             let archive = Archive::open(&target, endpoint, 4, None)?;
-            let mut temp =
-                tempfile::NamedTempFile::new().context("cannot create a temporary file")?;
+            let temp = fetched
+                .insert(tempfile::NamedTempFile::new().context("cannot create a temporary file")?);
             archive.fetch(&entry.key, temp.as_file_mut())?;
-            (temp.path().to_path_buf(), Some(temp))
+            temp.path().to_path_buf()
         }
     };
-    let sealed = SealedFile::open(&path)?;
-    let refused = |e: &VerifyError| {
-        eprintln!("{PROG}: refused: {} ({}): {e}", args.id, entry.key);
-    };
-    let streams = if args.audio {
-        Some(StreamKind::Audio)
-    } else if args.video {
-        Some(StreamKind::Video)
-    } else {
-        None
-    };
-    if args.audio || args.video || args.sealed {
-        let out = args.output.as_deref().expect("clap requires --output");
-        let extracted = if args.sealed {
-            verify::full(&sealed, &trusted, None)
-                .map_err(verify::ExtractError::from)
-                .and_then(|_| copy_new(&path, out).map_err(verify::ExtractError::from))
-        } else {
-            verify::extract(&sealed, &trusted, streams, out).map(drop)
-        };
-        return match extracted {
-            Ok(()) => {
+    match hand_out(&path, &trusted, args) {
+        Ok(written) => {
+            if let Some(out) = written {
                 io::stdout().write_all(&cli::path_line(out, false))?;
-                Ok(EXIT_OK)
             }
-            Err(verify::ExtractError::Verify(e @ VerifyError::Failed { .. })) => {
-                refused(&e);
+            Ok(EXIT_OK)
+        }
+        Err(err) => match verify::verify_error(err.as_ref()) {
+            Some(e @ VerifyError::Failed { .. }) => {
+                eprintln!("{PROG}: refused: {} ({}): {e}", args.id, entry.key);
                 Ok(EXIT_FAILED)
             }
-            Err(e) => Err(e.into()),
-        };
+            _ => Err(err),
+        },
     }
-    let verified = match verify::full(&sealed, &trusted, None) {
-        Ok(verified) => verified,
-        Err(e @ VerifyError::Failed { .. }) => {
-            refused(&e);
-            return Ok(EXIT_FAILED);
-        }
-        Err(e) => return Err(e.into()),
+}
+
+/// Verify the sealed file at `path` fully, then hand out what `args` asks for: to its
+/// `--output` (returned), or to stdout.
+fn hand_out<'a>(
+    path: &Path,
+    trusted: &TrustedKeys,
+    args: &'a QueryGetArgs,
+) -> anyhow::Result<Option<&'a Path>> {
+    let sealed = SealedFile::open(path)?;
+    let out = args.output.as_deref();
+    let streams = match (args.audio, args.video) {
+        (true, _) => Some(StreamKind::Audio),
+        (_, true) => Some(StreamKind::Video),
+        _ => None,
     };
+    if let Some(kind) = streams {
+        let out = out.expect("clap requires --output");
+        verify::extract(&sealed, trusted, Some(kind), out)?;
+        return Ok(Some(out));
+    }
+    let verified = verify::full(&sealed, trusted, None)?;
+    if args.sealed {
+        let out = out.expect("clap requires --output");
+        copy_new(path, out)?;
+        return Ok(Some(out));
+    }
     let identity = args.identity.as_deref().expect("clap requires --identity");
     let record = verify::read_text(&sealed, identity)?;
     let bytes = if args.text {
@@ -479,15 +477,12 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
     } else {
         query::print_page(&record, &verified, &Vocabulary::builtin()).into_bytes()
     };
-    match &args.output {
+    match out {
         None => io::stdout().write_all(&bytes)?,
-        Some(out) => {
-            callrec::fsutil::copy_new(&bytes[..], out)
-                .with_context(|| format!("cannot write {out:?}"))?;
-            io::stdout().write_all(&cli::path_line(out, false))?;
-        }
+        Some(out) => callrec::fsutil::copy_new(&bytes[..], out)
+            .with_context(|| format!("cannot write {out:?}"))?,
     }
-    Ok(EXIT_OK)
+    Ok(out)
 }
 
 /// Copy a verified sealed file to a new file `out`, durably.

@@ -80,13 +80,8 @@ fn main() -> ExitCode {
     match run(args) {
         Ok(code) => ExitCode::from(code),
         Err(err) => {
-            let code = err
-                .downcast_ref::<VerifyError>()
-                .or(match err.downcast_ref::<verify::ExtractError>() {
-                    Some(verify::ExtractError::Verify(e)) => Some(e),
-                    _ => None,
-                })
-                .map_or(EXIT_ERROR, VerifyError::exit_code);
+            let code =
+                verify::verify_error(err.as_ref()).map_or(EXIT_ERROR, VerifyError::exit_code);
             eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
             ExitCode::from(code)
         }
