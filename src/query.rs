@@ -11,6 +11,7 @@
 //! matched with `instr`, so `%`, `_` and quotes mean themselves.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -19,15 +20,16 @@ use rayon::prelude::*;
 use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::archive::{Archive, Object, PushError};
+use crate::archive::{is_safe_key, Archive, Object, PushError, Target};
 use crate::format::Manifest;
-use crate::fsutil::{PathContext, PathError};
+use crate::fsutil::{PathContext, PathError, ReadAt};
 use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 use crate::verify::{self, SealedFile, VerifyError};
 
-/// Version of the index schema this build writes (SQLite `user_version`).
-pub const INDEX_SCHEMA: i64 = 1;
+/// Version of the index schema this build writes (SQLite `user_version`). Version 1 is
+/// upgraded in place (version 2 added `key_trusted` and `text_key`).
+pub const INDEX_SCHEMA: i64 = 2;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -90,9 +92,45 @@ pub struct Entry {
     pub corrects: Option<String>,
     /// For a record that was corrected: the id of the latest correction.
     pub corrected_by: Option<String>,
+    /// What the record was checked with when it was indexed.
+    #[serde(skip)]
+    pub checked: Checked,
+}
+
+/// What an indexed record was checked with, so that a run with other keys checks it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Checked {
+    /// Whether its signing key was among the trusted keys; `None` when no trusted keys were
+    /// given (its signature was not checked).
+    pub trusted: Option<bool>,
+    /// [`TextKeys::id`] of the keys its text info was read (or tried) with; `None` when no
+    /// identity was given.
+    pub text_key: Option<String>,
 }
 
 impl Entry {
+    /// Take the text info of `old`, an earlier reading of the same object with the same
+    /// manifest (so the same text block), whose text info was read and named the same record;
+    /// this reading's verdict stands.
+    fn keep_text(&mut self, old: Entry) {
+        if !old.text
+            || old.manifest_sha256 != self.manifest_sha256
+            || old.problem.as_deref() == Some(TEXT_NAMES_ANOTHER)
+        {
+            return;
+        }
+        let seal = std::mem::replace(self, old);
+        self.size = seal.size;
+        self.etag = seal.etag;
+        self.problem = if seal.verdict == "ok" {
+            None
+        } else {
+            seal.problem
+        };
+        self.verdict = seal.verdict;
+        self.checked.trusted = seal.checked.trusted;
+    }
+
     fn fail(&mut self, problem: String) {
         self.verdict = "failed".into();
         self.problem = Some(problem);
@@ -132,6 +170,7 @@ pub struct TextKeys {
     path: Option<PathBuf>,
     age: OnceLock<Result<TextKey, String>>,
     table: OnceLock<Result<TextKey, String>>,
+    id: OnceLock<Option<String>>,
 }
 
 impl TextKeys {
@@ -140,7 +179,35 @@ impl TextKeys {
             path: path.map(Path::to_path_buf),
             age: OnceLock::new(),
             table: OnceLock::new(),
+            id: OnceLock::new(),
         }
+    }
+
+    /// Names the keys without revealing them: a digest of the age identities' recipients and
+    /// of the table key's id (`None` without a path). Keys that cannot be loaded count as none.
+    pub fn id(&self) -> Option<&str> {
+        self.id.get_or_init(|| self.digest()).as_deref()
+    }
+
+    fn digest(&self) -> Option<String> {
+        self.path.as_ref()?;
+        let mut parts = Vec::new();
+        for cipher in [crate::format::Cipher::Age, crate::format::Cipher::Table] {
+            parts.push(match self.get(cipher) {
+                Ok(TextKey::Age(identities)) => {
+                    let mut recipients: Vec<String> = identities
+                        .iter()
+                        .map(|i| i.to_public().to_string())
+                        .collect();
+                    recipients.sort();
+                    recipients.join(",")
+                }
+                Ok(TextKey::Table(table)) => table.id(),
+                Err(_) => String::new(),
+            });
+        }
+        let digest = <sha2::Sha256 as sha2::Digest>::digest(parts.join("\n"));
+        Some(hex::encode(&digest[..8]))
     }
 
     fn get(&self, cipher: crate::format::Cipher) -> Result<&TextKey, String> {
@@ -157,9 +224,13 @@ impl TextKeys {
     }
 }
 
+/// The problem of a record whose text info names another record than its manifest.
+const TEXT_NAMES_ANOTHER: &str = "text-sha256: the text info names another record";
+
 /// Read one archived object's seal and text info: the checks that need only its end (the
 /// document's quick checks, the manifest, the text's SHA-256 and, with trusted keys, the
-/// signature), then the text info.
+/// signature), then the text info. A directory archive's file is opened with
+/// [`open_archived`], so no symbolic link is followed.
 pub fn examine(
     archive: &Archive,
     object: &Object,
@@ -179,9 +250,16 @@ pub fn examine(
             .unwrap_or_default()
             .to_string(),
         verdict: "ok".into(),
+        checked: Checked {
+            trusted: trusted.map(|_| false),
+            text_key: text_keys.id().map(str::to_string),
+        },
         ..Entry::default()
     };
-    let source = archive.reader(object)?;
+    let source: Box<dyn ReadAt> = match archive.target() {
+        Target::Dir(root) => Box::new(open_archived(root, &object.key)?),
+        Target::S3 { .. } => archive.reader(object)?,
+    };
     let sealed = match SealedFile::from_source(Path::new(&object.key), source, object.size) {
         Ok(sealed) => sealed,
         Err(VerifyError::Failed { check, reason }) => {
@@ -213,6 +291,7 @@ pub fn examine(
         entry.sealed_at = Some(manifest.sealed_at.to_rfc3339());
         entry.key_id = Some(manifest.key_id.clone());
         entry.manifest_sha256 = Some(hex::encode(sha256));
+        entry.checked.trusted = trusted.map(|t| t.get(&manifest.key_id).is_some());
     }
     match text_keys
         .get(sealed.footer.cipher)
@@ -221,7 +300,7 @@ pub fn examine(
         Ok(record) => {
             entry.fill(&record);
             if manifest.is_some_and(|(m, _)| m.record_id != record.id) && entry.verdict == "ok" {
-                entry.fail("text-sha256: the text info names another record".into());
+                entry.fail(TEXT_NAMES_ANOTHER.into());
             }
         }
         Err(reason) if entry.verdict == "ok" => {
@@ -232,56 +311,234 @@ pub fn examine(
     Ok(entry)
 }
 
+/// Open the file of `key` in the directory archive `root` for reading without following a
+/// symbolic link: the file itself is opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a named
+/// pipe cannot hang the reader), must be a regular file, and the path the open handle really
+/// has must be the archive's real path joined with `key`, so no directory on the way is a link
+/// either.
+pub fn open_archived(root: &Path, key: &str) -> Result<File, PushError> {
+    use std::os::fd::AsRawFd;
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = Target::Dir(root.to_path_buf())
+        .local_path(key)?
+        .expect("a directory archive has local paths");
+    let refused = |reason: &str| {
+        PushError::Io(PathError {
+            action: "refused",
+            path: path.clone(),
+            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason.to_string()),
+        })
+    };
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(&path)
+        .map_err(|e| match e.raw_os_error() {
+            Some(libc::ELOOP) => {
+                refused("a symbolic link; archives are read without following links")
+            }
+            _ => PushError::Io(PathError {
+                action: "cannot open",
+                path: path.clone(),
+                source: e,
+            }),
+        })?;
+    if !file.metadata().at("cannot read", &path)?.is_file() {
+        return Err(refused("not a regular file"));
+    }
+    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
+        .at("cannot resolve", &path)?;
+    let expected = std::fs::canonicalize(root)
+        .at("cannot resolve", root)?
+        .join(key);
+    if real != expected {
+        return Err(refused(
+            "reached through a symbolic link; archives are read without following links",
+        ));
+    }
+    Ok(file)
+}
+
+/// An archived entry that `index` could not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Skipped {
+    /// Its path in the archive (relative), as found.
+    pub path: PathBuf,
+    pub reason: String,
+}
+
+/// The sealed records of a directory archive (names as [`crate::cli::is_sealed_name`]), listed
+/// without following symbolic links and sorted by key. Working files (hidden names, `*.part`,
+/// `KEY#N` staging files) and hidden directories are passed over; an entry that cannot be a
+/// record (a link, a name that is not a safe key, not a regular file, unreadable) is skipped
+/// and returned as such.
+pub fn list_dir(root: &Path) -> (Vec<Object>, Vec<Skipped>) {
+    use std::os::unix::fs::MetadataExt;
+    let mut objects = Vec::new();
+    let mut skipped = Vec::new();
+    let relative = |path: &Path| path.strip_prefix(root).unwrap_or(path).to_path_buf();
+    let walk = walkdir::WalkDir::new(root)
+        .into_iter()
+        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
+    for entry in walk {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(e) => {
+                skipped.push(Skipped {
+                    path: relative(e.path().unwrap_or(root)),
+                    reason: e.to_string(),
+                });
+                continue;
+            }
+        };
+        let path = entry.path();
+        if entry.file_type().is_dir()
+            || crate::cli::is_working_file(path)
+            || !crate::cli::is_sealed_name(path)
+        {
+            continue;
+        }
+        let skip = |reason: &str| Skipped {
+            path: relative(path),
+            reason: reason.to_string(),
+        };
+        if entry.file_type().is_symlink() {
+            skipped.push(skip(
+                "a symbolic link; archives are read without following links",
+            ));
+            continue;
+        }
+        if !entry.file_type().is_file() {
+            skipped.push(skip("not a regular file"));
+            continue;
+        }
+        let key = match relative(path).to_str() {
+            Some(key) if is_safe_key(key) => key.to_string(),
+            _ => {
+                skipped.push(skip("the name is not a safe archive key (not UTF-8, a control character or a backslash)"));
+                continue;
+            }
+        };
+        let meta = match entry.metadata() {
+            Ok(meta) => meta,
+            Err(e) => {
+                skipped.push(skip(&e.to_string()));
+                continue;
+            }
+        };
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .unwrap_or_default()
+            .as_micros();
+        // The ETag object_store gives a local file, so indexes made before stay valid.
+        objects.push(Object {
+            key,
+            size: meta.len(),
+            etag: format!("{:x}-{mtime:x}-{:x}", meta.ino(), meta.len()),
+        });
+    }
+    objects.sort_by(|a, b| a.key.cmp(&b.key));
+    (objects, skipped)
+}
+
 /// What one indexing run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct IndexSummary {
     pub archive: String,
     /// Sealed records listed in the archive.
     pub listed: usize,
-    /// Records read (new or changed since the last run); the others were not touched.
+    /// Records read: new, changed, or to be checked with other keys than before; the others
+    /// were not touched.
     pub read: usize,
     pub unchanged: usize,
     /// Records read that failed a check.
     pub failed: usize,
     /// Records read whose text info could not be decrypted.
     pub text_unread: usize,
+    /// Entries that could not be taken (see [`Skipped`]).
+    pub skipped: usize,
+}
+
+/// What indexing one archive found.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Indexed {
+    pub summary: IndexSummary,
+    /// Every entry of the archive in the index that failed a check.
+    pub flagged: Vec<Entry>,
+    /// Entries of this run that could not be taken; they are tried again next run.
+    pub skipped: Vec<Skipped>,
+}
+
+/// What the index holds of an archived object: enough to decide whether to read it again.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Known {
+    pub etag: String,
+    pub key_id: Option<String>,
+    pub text: bool,
+    pub checked: Checked,
+}
+
+impl Known {
+    /// Whether this run's keys check the record differently than it was checked: trusted keys
+    /// that give another answer for its signing key (or none was checked), or an identity
+    /// other than the one its unread text info was tried with.
+    fn recheck(&self, trusted: Option<&TrustedKeys>, text_keys: &TextKeys) -> bool {
+        let trust = trusted.map(|t| self.key_id.as_deref().is_some_and(|id| t.get(id).is_some()));
+        let other_trust = trust.is_some() && trust != self.checked.trusted;
+        let other_text_key = !self.text
+            && text_keys.id().is_some()
+            && text_keys.id() != self.checked.text_key.as_deref();
+        other_trust || other_text_key
+    }
 }
 
 /// Bring the index up to date with one archive. `progress` is called once per record read.
+///
+/// A record is read when it is new, its ETag changed, or this run's keys check it
+/// differently ([`Known`]). A record read again without the keys to its text info keeps the
+/// text info read before, when its manifest is the same and it passed then.
 pub fn index_archive(
     index: &mut dyn Index,
     archive: &Archive,
     trusted: Option<&TrustedKeys>,
     text_keys: &TextKeys,
     progress: &(dyn Fn(usize, usize) + Sync),
-) -> Result<(IndexSummary, Vec<Entry>), QueryError> {
+) -> Result<Indexed, QueryError> {
     let name = archive.target().to_string();
     let known = index.known(&name)?;
-    let objects = archive.list()?;
+    let (objects, mut skipped) = match archive.target() {
+        Target::Dir(root) => list_dir(root),
+        Target::S3 { .. } => (archive.list()?, Vec::new()),
+    };
     let changed: Vec<&Object> = objects
         .iter()
-        .filter(|o| known.get(&o.key) != Some(&o.etag))
+        .filter(|o| {
+            known
+                .get(&o.key)
+                .is_none_or(|k| k.etag != o.etag || k.recheck(trusted, text_keys))
+        })
         .collect();
     let mut summary = IndexSummary {
         archive: name,
         listed: objects.len(),
-        read: changed.len(),
         unchanged: objects.len() - changed.len(),
         ..IndexSummary::default()
     };
     let done = std::sync::atomic::AtomicUsize::new(0);
     let total = changed.len();
     // Object storage is read with many requests in flight; a directory with one per core.
-    let threads = match archive.target() {
-        crate::archive::Target::Dir(_) => 0,
-        crate::archive::Target::S3 { .. } => 16,
+    let (threads, local) = match archive.target() {
+        Target::Dir(_) => (0, true),
+        Target::S3 { .. } => (16, false),
     };
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(threads)
         .build()
         .map_err(|e| QueryError::Invalid(e.to_string()))?;
     for batch in changed.chunks(2000) {
-        let entries = pool.install(|| {
+        let results: Vec<Result<Entry, PushError>> = pool.install(|| {
             batch
                 .par_iter()
                 .map(|object| {
@@ -292,17 +549,44 @@ pub fn index_archive(
                     );
                     entry
                 })
-                .collect::<Result<Vec<Entry>, PushError>>()
-        })?;
+                .collect()
+        });
+        let mut entries = Vec::with_capacity(results.len());
+        for (object, result) in batch.iter().zip(results) {
+            match result {
+                Ok(mut entry) => {
+                    let before = known.get(&entry.key);
+                    if !entry.text && before.is_some_and(|k| k.text && k.etag == entry.etag) {
+                        if let Some(old) = index.entry(&summary.archive, &entry.key)? {
+                            entry.keep_text(old);
+                        }
+                    }
+                    entries.push(entry);
+                }
+                // A file of a directory archive that cannot be read is one bad entry; object
+                // storage that fails to answer fails the run, to be tried again.
+                Err(e) if local => skipped.push(Skipped {
+                    path: PathBuf::from(&object.key),
+                    reason: crate::cli::error_chain(&e),
+                }),
+                Err(e) => return Err(e.into()),
+            }
+        }
         index.put(&entries)?;
+        summary.read += entries.len();
         summary.failed += entries.iter().filter(|e| e.verdict != "ok").count();
         summary.text_unread += entries
             .iter()
             .filter(|e| e.verdict == "ok" && !e.text)
             .count();
     }
+    summary.skipped = skipped.len();
     let flagged = index.flagged(&summary.archive)?;
-    Ok((summary, flagged))
+    Ok(Indexed {
+        summary,
+        flagged,
+        skipped,
+    })
 }
 
 /// How search results are ordered.
@@ -528,8 +812,10 @@ pub struct StatsQuery {
 /// Storage for the index. The embedded default is [`SqliteIndex`]; a shared server database
 /// would implement the same.
 pub trait Index {
-    /// Key → ETag of every object of `archive` in the index.
-    fn known(&self, archive: &str) -> Result<HashMap<String, String>, QueryError>;
+    /// Key → what the index holds of every object of `archive`.
+    fn known(&self, archive: &str) -> Result<HashMap<String, Known>, QueryError>;
+    /// The entry of one object.
+    fn entry(&self, archive: &str, key: &str) -> Result<Option<Entry>, QueryError>;
     /// Insert or replace entries (by archive and key), and settle which records corrections
     /// supersede.
     fn put(&mut self, entries: &[Entry]) -> Result<(), QueryError>;
@@ -549,8 +835,9 @@ pub struct SqliteIndex {
     conn: Connection,
 }
 
-/// The columns of `records`, in [`Entry`]'s order.
-const COLUMNS: [&str; 32] = [
+/// The fields of an [`Entry`] as output (JSON and CSV), in order: the first columns of
+/// `records`.
+pub const FIELDS: [&str; 32] = [
     "archive",
     "key",
     "size",
@@ -584,6 +871,19 @@ const COLUMNS: [&str; 32] = [
     "corrects",
     "corrected_by",
 ];
+
+/// The columns of `records` after [`FIELDS`]: what a record was checked with ([`Checked`]).
+const CHECKED_COLUMNS: [&str; 2] = ["key_trusted", "text_key"];
+
+/// Every column of `records`, in [`Entry`]'s order, comma-separated.
+fn columns() -> String {
+    FIELDS
+        .iter()
+        .chain(&CHECKED_COLUMNS)
+        .copied()
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 const SCHEMA_SQL: &str = "
 CREATE TABLE IF NOT EXISTS records (
@@ -619,6 +919,8 @@ CREATE TABLE IF NOT EXISTS records (
     operator_name TEXT NOT NULL,
     corrects TEXT,
     corrected_by TEXT,
+    key_trusted INTEGER,
+    text_key TEXT,
     PRIMARY KEY (archive, key)
 );
 CREATE INDEX IF NOT EXISTS records_time ON records (call_time);
@@ -644,6 +946,13 @@ CREATE TABLE IF NOT EXISTS daily (
 );
 CREATE INDEX IF NOT EXISTS daily_day ON daily (call_day);
 CREATE INDEX IF NOT EXISTS daily_operator ON daily (operator_id, call_day);
+";
+
+/// Version 1 to 2: what each record was checked with (NULL: unknown, so a run with keys
+/// checks it again).
+const UPGRADE_1_SQL: &str = "
+ALTER TABLE records ADD COLUMN key_trusted INTEGER;
+ALTER TABLE records ADD COLUMN text_key TEXT;
 ";
 
 /// The workload summary of the given days (`?1`: a JSON array of days), rebuilt from
@@ -683,8 +992,13 @@ impl SqliteIndex {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
         match found {
-            0 => {
-                conn.execute_batch(SCHEMA_SQL).map_err(db)?;
+            0 | 1 => {
+                conn.execute_batch(if found == 0 {
+                    SCHEMA_SQL
+                } else {
+                    UPGRADE_1_SQL
+                })
+                .map_err(db)?;
                 conn.pragma_update(None, "user_version", INDEX_SCHEMA)
                     .map_err(db)?;
             }
@@ -710,7 +1024,7 @@ impl SqliteIndex {
     }
 
     fn select(&self, clause: &str, params: &[Value]) -> Result<Vec<Entry>, QueryError> {
-        let sql = format!("SELECT {} FROM records {clause}", COLUMNS.join(", "));
+        let sql = format!("SELECT {} FROM records {clause}", columns());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
         let rows = stmt
             .query_map(params_from_iter(params), |r| {
@@ -747,6 +1061,10 @@ impl SqliteIndex {
                     operator_name: r.get(29)?,
                     corrects: r.get(30)?,
                     corrected_by: r.get(31)?,
+                    checked: Checked {
+                        trusted: r.get(32)?,
+                        text_key: r.get(33)?,
+                    },
                 })
             })
             .map_err(self.db())?;
@@ -755,15 +1073,43 @@ impl SqliteIndex {
 }
 
 impl Index for SqliteIndex {
-    fn known(&self, archive: &str) -> Result<HashMap<String, String>, QueryError> {
+    fn known(&self, archive: &str) -> Result<HashMap<String, Known>, QueryError> {
         let mut stmt = self
             .conn
-            .prepare_cached("SELECT key, etag FROM records WHERE archive = ?1")
+            .prepare_cached(
+                "SELECT key, etag, key_id, text, key_trusted, text_key
+                 FROM records WHERE archive = ?1",
+            )
             .map_err(self.db())?;
         let rows = stmt
-            .query_map([archive], |r| Ok((r.get(0)?, r.get(1)?)))
+            .query_map([archive], |r| {
+                Ok((
+                    r.get(0)?,
+                    Known {
+                        etag: r.get(1)?,
+                        key_id: r.get(2)?,
+                        text: r.get(3)?,
+                        checked: Checked {
+                            trusted: r.get(4)?,
+                            text_key: r.get(5)?,
+                        },
+                    },
+                ))
+            })
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
+    }
+
+    fn entry(&self, archive: &str, key: &str) -> Result<Option<Entry>, QueryError> {
+        Ok(self
+            .select(
+                "WHERE archive = ? AND key = ?",
+                &[
+                    Value::Text(archive.to_string()),
+                    Value::Text(key.to_string()),
+                ],
+            )?
+            .pop())
     }
 
     fn put(&mut self, entries: &[Entry]) -> Result<(), QueryError> {
@@ -787,11 +1133,11 @@ impl Index for SqliteIndex {
                     .map_err(db)?;
                 days_touched.extend(day.flatten());
             }
-            let marks = vec!["?"; 32].join(", ");
+            let marks = vec!["?"; FIELDS.len() + CHECKED_COLUMNS.len()].join(", ");
             let mut insert = tx
                 .prepare_cached(&format!(
                     "INSERT OR REPLACE INTO records ({}) VALUES ({marks})",
-                    COLUMNS.join(", ")
+                    columns()
                 ))
                 .map_err(db)?;
             for e in entries {
@@ -829,10 +1175,14 @@ impl Index for SqliteIndex {
                         e.operator_name,
                         e.corrects,
                         e.corrected_by,
+                        e.checked.trusted,
+                        e.checked.text_key,
                     ])
                     .map_err(db)?;
             }
-            // A record is superseded by the latest intact correction of it.
+            // A record is superseded by the latest intact correction of it: settled for the
+            // records corrected and for the entries themselves (a record read again keeps
+            // its correction).
             let mut supersede = tx
                 .prepare_cached(
                     "UPDATE records SET corrected_by = (
@@ -845,7 +1195,8 @@ impl Index for SqliteIndex {
                 .map_err(db)?;
             let mut corrected: Vec<&str> = entries
                 .iter()
-                .filter_map(|e| e.corrects.as_deref())
+                .flat_map(|e| [e.corrects.as_deref(), Some(e.record_id.as_str())])
+                .flatten()
                 .collect();
             corrected.sort_unstable();
             corrected.dedup();
@@ -1041,7 +1392,7 @@ pub const PRINT_FIELDS: [(&str, &str, &str); 20] = [
 ];
 
 /// A printable page of a verified record: every field of the text info with its Chinese and
-/// English label, then the verdict and the facts of the seal.
+/// English label (control characters escaped), then the verdict and the facts of the seal.
 pub fn print_page(
     record: &Record,
     verified: &verify::Verified,
@@ -1078,6 +1429,9 @@ pub fn print_page(
         };
         let label = format!("{zh} / {en}");
         let pad = width - unicode_width::UnicodeWidthStr::width(label.as_str());
+        // Values are shown with their control characters escaped: a page goes to a terminal
+        // or a printer, and neither may be driven by a value.
+        let value = crate::cli::escape_control(&value);
         page.push_str(&format!("{label}{}  {value}\n", " ".repeat(pad)));
     }
     if let Some(correction) = &record.corrects {

@@ -1,7 +1,7 @@
 //! callrec-query: search the archive's index, report workloads, fetch verified records. See
 //! `callrec-query --help`.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,10 +13,10 @@ use callrec::archive::{Archive, PushError, Target};
 use callrec::args::{
     QueryArgs, QueryCommand, QueryGetArgs, QueryIndexArgs, QueryStatsArgs, TableOutput,
 };
-use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::cli::{self, escape_control, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
-use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery};
+use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery, Workload};
 use callrec::verify::{self, SealedFile, VerifyError};
 use callrec::vocab::{Kind, Vocabulary};
 
@@ -95,7 +95,7 @@ fn run(args: QueryArgs) -> anyhow::Result<u8> {
         QueryCommand::History(a) => {
             let versions = index.history(&a.id)?;
             if versions.is_empty() {
-                eprintln!("{PROG}: no record {} in the index", a.id);
+                eprintln!("{PROG}: no record {} in the index", escape_control(&a.id));
                 return Ok(EXIT_FAILED);
             }
             print_entries(&versions, &a.output, &Vocabulary::builtin())?;
@@ -137,7 +137,7 @@ fn index_archives(
         } else {
             indicatif::ProgressBar::hidden()
         };
-        let (summary, flagged) = query::index_archive(
+        let indexed = query::index_archive(
             index,
             &archive,
             trusted.as_ref(),
@@ -148,13 +148,14 @@ fn index_archives(
             },
         )?;
         progress.finish_and_clear();
-        failed += summary.failed;
+        let summary = &indexed.summary;
+        failed += summary.failed + summary.skipped;
         if args.json {
             out.write_all(&cli::json_line(&serde_json::json!({
                 "type": "summary",
                 "summary": summary,
             })))?;
-            for entry in &flagged {
+            for entry in &indexed.flagged {
                 out.write_all(&cli::json_line(&serde_json::json!({
                     "type": "flagged",
                     "archive": entry.archive,
@@ -163,21 +164,37 @@ fn index_archives(
                     "problem": entry.problem,
                 })))?;
             }
+            for skipped in &indexed.skipped {
+                out.write_all(&cli::json_line(&serde_json::json!({
+                    "type": "skipped",
+                    "archive": summary.archive,
+                    "path": cli::WirePath::from(skipped.path.as_path()),
+                    "reason": skipped.reason,
+                })))?;
+            }
         } else {
             eprintln!(
-                "{PROG}: {}: {} records, {} read, {} unchanged, {} failed a check, {} without text info",
-                summary.archive,
+                "{PROG}: {}: {} records, {} read, {} unchanged, {} failed a check, {} without text info, {} skipped",
+                escape_control(&summary.archive),
                 summary.listed,
                 summary.read,
                 summary.unchanged,
                 summary.failed,
-                summary.text_unread
+                summary.text_unread,
+                summary.skipped,
             );
-            for entry in &flagged {
+            for entry in &indexed.flagged {
                 eprintln!(
                     "{PROG}: FLAGGED {}: {}",
-                    entry.key,
-                    entry.problem.as_deref().unwrap_or("")
+                    escape_control(&entry.key),
+                    escape_control(entry.problem.as_deref().unwrap_or(""))
+                );
+            }
+            for skipped in &indexed.skipped {
+                eprintln!(
+                    "{PROG}: SKIPPED {}: {}",
+                    escape_control(&skipped.path.to_string_lossy()),
+                    escape_control(&skipped.reason)
                 );
             }
         }
@@ -197,9 +214,18 @@ fn result_label(vocab: &Vocabulary, result: Option<u8>) -> String {
 }
 
 /// Print rows as an aligned table (columns sized by display width, so Chinese text lines up).
+/// Control characters in cells are shown escaped, so no value can drive the terminal.
 fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|row| {
+            row.iter()
+                .map(|cell| escape_control(cell).replace('\n', "\\n"))
+                .collect()
+        })
+        .collect();
     let mut widths: Vec<usize> = header.iter().map(|h| h.width()).collect();
-    for row in rows {
+    for row in &rows {
         for (w, cell) in widths.iter_mut().zip(row) {
             *w = (*w).max(cell.width());
         }
@@ -216,7 +242,7 @@ fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> i
         text
     };
     out.write_all(line(header.to_vec()).as_bytes())?;
-    for row in rows {
+    for row in &rows {
         out.write_all(line(row.iter().map(String::as_str).collect()).as_bytes())?;
     }
     Ok(())
@@ -229,6 +255,30 @@ fn csv_writer(out: impl Write) -> io::Result<csv::Writer<impl Write>> {
     Ok(csv::Writer::from_writer(out))
 }
 
+/// A text value for a spreadsheet cell: one that a spreadsheet would take as a formula (it
+/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP
+/// advises against CSV injection, so it is shown as text and never run.
+fn spreadsheet_text(value: &str) -> String {
+    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{value}")
+    } else {
+        value.to_string()
+    }
+}
+
+/// One entry as a CSV row of [`query::FIELDS`], text values made safe for spreadsheets.
+fn csv_row(entry: &Entry) -> Vec<String> {
+    let fields = serde_json::to_value(entry).expect("entries serialise");
+    query::FIELDS
+        .iter()
+        .map(|name| match &fields[name] {
+            serde_json::Value::String(s) => spreadsheet_text(s),
+            serde_json::Value::Null => String::new(),
+            other => other.to_string(),
+        })
+        .collect()
+}
+
 fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     if how.json {
@@ -237,8 +287,9 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
         }
     } else if how.csv {
         let mut csv = csv_writer(&mut out)?;
+        csv.write_record(query::FIELDS)?;
         for entry in entries {
-            csv.serialize(entry)?;
+            csv.write_record(csv_row(entry))?;
         }
         csv.flush()?;
     } else if io::stdout().is_terminal() {
@@ -318,7 +369,11 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
     if args.output.csv {
         let mut csv = csv_writer(&mut out)?;
         for row in &stats.rows {
-            csv.serialize(row)?;
+            csv.serialize(Workload {
+                operator_id: spreadsheet_text(&row.operator_id),
+                operator_name: spreadsheet_text(&row.operator_name),
+                ..row.clone()
+            })?;
         }
         csv.flush()?;
         return Ok(EXIT_OK);
@@ -406,7 +461,7 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
     let Some(entry) = index.locate(&args.id)? else {
         eprintln!(
             "{PROG}: no record {} in the index (run callrec-query index)",
-            args.id
+            escape_control(&args.id)
         );
         return Ok(EXIT_FAILED);
     };
@@ -416,19 +471,18 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
         }
     }
     let target: Target = entry.archive.parse().map_err(anyhow::Error::msg)?;
-    // A directory archive is read in place; an object is fetched into a private temporary file.
-    let mut fetched = None;
-    let path = match target.local_path(&entry.key)? {
-        Some(path) => path,
-        None => {
+    // A directory archive's file is read in place, never through a symbolic link; an object
+    // is fetched into a private temporary file.
+    let file = match &target {
+        Target::Dir(root) => query::open_archived(root, &entry.key)?,
+        Target::S3 { .. } => {
             let archive = Archive::open(&target, endpoint, 4, None)?;
-            let temp = fetched
-                .insert(tempfile::NamedTempFile::new().context("cannot create a temporary file")?);
-            archive.fetch(&entry.key, temp.as_file_mut())?;
-            temp.path().to_path_buf()
+            let mut temp = tempfile::tempfile().context("cannot create a temporary file")?;
+            archive.fetch(&entry.key, &mut temp)?;
+            temp
         }
     };
-    match hand_out(&path, &trusted, args) {
+    match hand_out(file, Path::new(&entry.key), &trusted, args) {
         Ok(written) => {
             if let Some(out) = written {
                 io::stdout().write_all(&cli::path_line(out, false))?;
@@ -437,7 +491,12 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
         }
         Err(err) => match verify::verify_error(err.as_ref()) {
             Some(e @ VerifyError::Failed { .. }) => {
-                eprintln!("{PROG}: refused: {} ({}): {e}", args.id, entry.key);
+                eprintln!(
+                    "{PROG}: refused: {} ({}): {}",
+                    escape_control(&args.id),
+                    escape_control(&entry.key),
+                    escape_control(&e.to_string())
+                );
                 Ok(EXIT_FAILED)
             }
             _ => Err(err),
@@ -445,14 +504,45 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
     }
 }
 
-/// Verify the sealed file at `path` fully, then hand out what `args` asks for: to its
-/// `--output` (returned), or to stdout.
+/// Refuse a record that is not the one asked for (an index row edited to point elsewhere).
+fn same_record(asked: &str, found: &str, what: &str) -> Result<(), VerifyError> {
+    if asked == found {
+        return Ok(());
+    }
+    Err(VerifyError::Failed {
+        check: verify::Check::Manifest,
+        reason: format!(
+            "{what} names record {}, not {}",
+            escape_control(found),
+            escape_control(asked)
+        ),
+    })
+}
+
+/// Verify the sealed file `file` (named `name` in messages) fully and check that it is the
+/// record asked for, then hand out what `args` asks for: to its `--output` (returned), or to
+/// stdout.
 fn hand_out<'a>(
-    path: &Path,
+    mut file: std::fs::File,
+    name: &Path,
     trusted: &TrustedKeys,
     args: &'a QueryGetArgs,
 ) -> anyhow::Result<Option<&'a Path>> {
-    let sealed = SealedFile::open(path)?;
+    let len = file
+        .metadata()
+        .with_context(|| format!("cannot read {name:?}"))?
+        .len();
+    let source = file
+        .try_clone()
+        .with_context(|| format!("cannot read {name:?}"))?;
+    let sealed = SealedFile::from_source(name, Box::new(source), len)?;
+    // The signed manifest says which record this is, before anything is written.
+    let signed = verify::seal(&sealed, trusted)?;
+    same_record(
+        &args.id,
+        signed.manifest.record_id.as_str(),
+        "the archived manifest",
+    )?;
     let out = args.output.as_deref();
     let streams = match (args.audio, args.video) {
         (true, _) => Some(StreamKind::Audio),
@@ -467,11 +557,15 @@ fn hand_out<'a>(
     let verified = verify::full(&sealed, trusted, None)?;
     if args.sealed {
         let out = out.expect("clap requires --output");
-        copy_new(path, out)?;
+        // The very file verified, from its start (verification reads at offsets only).
+        file.seek(io::SeekFrom::Start(0))
+            .with_context(|| format!("cannot read {name:?}"))?;
+        callrec::fsutil::copy_new(file, out).with_context(|| format!("cannot write {out:?}"))?;
         return Ok(Some(out));
     }
     let identity = args.identity.as_deref().expect("clap requires --identity");
     let record = verify::read_text(&sealed, identity)?;
+    same_record(&args.id, record.id.as_str(), "the archived text info")?;
     let bytes = if args.text {
         record.to_json()
     } else {
@@ -483,11 +577,4 @@ fn hand_out<'a>(
             .with_context(|| format!("cannot write {out:?}"))?,
     }
     Ok(out)
-}
-
-/// Copy a verified sealed file to a new file `out`, durably.
-fn copy_new(from: &Path, out: &Path) -> Result<(), callrec::fsutil::PathError> {
-    use callrec::fsutil::PathContext as _;
-    let file = std::fs::File::open(from).at("cannot read", from)?;
-    callrec::fsutil::copy_new(file, out).at("cannot write", out)
 }
