@@ -249,18 +249,20 @@ pub fn load(path: &Path) -> Result<(RecordFiles, Record), AnnotateError> {
     }
     let meta =
         fs::metadata(&files.media).map_err(|_| AnnotateError::Missing(path.to_path_buf()))?;
-    let file = fs::File::open(&files.media).at("cannot open", &files.media)?;
+    let file = fsutil::open_regular(&files.media).at("cannot open", &files.media)?;
     let (sha, _) = fsutil::copy_hashing(file, std::io::sink()).at("cannot read", &files.media)?;
     Ok((files, Record::new(RecordId::for_bare_media(&meta, &sha))))
 }
 
-/// Is this path a sealed file (so annotating it makes a correction)?
+/// Is this path a sealed file (so annotating it makes a correction)? Only a regular file can
+/// be: a named pipe is not waited on.
 pub fn is_sealed(path: &Path) -> bool {
-    SealedFile::open(path).is_ok()
+    fsutil::open_regular(path).is_ok() && SealedFile::open(path).is_ok()
 }
 
 /// Annotate one record with `fields`: writes its sidecar atomically, or, for a sealed record,
-/// writes a correction beside it. With no fields, nothing is written.
+/// writes a correction beside it. With no fields, nothing is written. Sidecars hold personal
+/// data: they are written 0600 whatever the umask.
 pub fn annotate(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated, AnnotateError> {
     if is_sealed(path) {
         return correct(path, fields, ctx);
@@ -284,7 +286,7 @@ pub fn annotate(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated
         .sidecar
         .clone()
         .unwrap_or_else(|| sidecar_path(&files.media));
-    fsutil::write_atomic(&sidecar, &record.to_json(), false).at("cannot write", &sidecar)?;
+    fsutil::write_atomic(&sidecar, &record.to_json(), true).at("cannot write", &sidecar)?;
     Ok(Annotated::Record {
         media: files.media,
         record,
@@ -294,7 +296,7 @@ pub fn annotate(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated
 /// Make a correction of a sealed record: the original as decrypted, with `fields` applied, a
 /// new id, and `corrects` naming the original. Written as an empty media file
 /// `<new id>.correction` and its sidecar in the correction directory; the original is not
-/// touched.
+/// touched. Both files are written 0600: the sidecar is the decrypted record.
 fn correct(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated, AnnotateError> {
     let sealed_error = |source: ShowError| AnnotateError::Sealed {
         path: path.to_path_buf(),
@@ -338,9 +340,9 @@ fn correct(path: &Path, fields: &Fields, ctx: &Context) -> Result<Annotated, Ann
         manifest_sha256: hex::encode(Manifest::sha256(&manifest_bytes)),
     });
     let media = ctx.correction_dir.join(format!("{}.correction", record.id));
-    fsutil::write_atomic(&media, b"", false).at("cannot write", &media)?;
+    fsutil::write_atomic(&media, b"", true).at("cannot write", &media)?;
     let sidecar = sidecar_path(&media);
-    fsutil::write_atomic(&sidecar, &record.to_json(), false).at("cannot write", &sidecar)?;
+    fsutil::write_atomic(&sidecar, &record.to_json(), true).at("cannot write", &sidecar)?;
     Ok(Annotated::Correction { media, record })
 }
 
@@ -364,14 +366,45 @@ pub struct Row {
     pub fields: Fields,
 }
 
-/// A row that cannot be used, and why.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{file}:{line}: {reason}")]
+/// A row that cannot be used, or a batch file that cannot (line 0), and why. The reason never
+/// repeats a value from the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RowError {
     pub file: String,
     pub line: u64,
     pub reason: String,
 }
+
+impl std::fmt::Display for RowError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.line {
+            0 => write!(f, "{}: {}", self.file, self.reason),
+            line => write!(f, "{}:{line}: {}", self.file, self.reason),
+        }
+    }
+}
+
+impl std::error::Error for RowError {}
+
+/// A batch file's bytes, without a leading UTF-8 byte order mark. Only a regular file is read:
+/// a named pipe is refused at once, not waited on.
+fn read_batch(path: &Path, file: &str) -> Result<Vec<u8>, RowError> {
+    let mut bytes = Vec::new();
+    fsutil::open_regular(path)
+        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
+        .map_err(|e| RowError {
+            file: file.to_string(),
+            line: 0,
+            reason: e.to_string(),
+        })?;
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
+    }
+    Ok(bytes)
+}
+
+/// The UTF-8 byte order mark some spreadsheet programs start a file with.
+const BOM: &[u8] = b"\xef\xbb\xbf";
 
 /// Column names that name the record rather than set a field.
 const KEY_COLUMNS: [&str; 2] = ["record_id", "call_time"];
@@ -422,8 +455,10 @@ fn row_from_pairs<'a>(
 }
 
 /// Read a CSV batch file: a header row naming the columns ([`FIELD_NAMES`], `record_id`,
-/// `call_time`), then one row per record. Bad rows are returned as errors with their line
-/// numbers; the file as a whole fails only if it cannot be read or its header is wrong.
+/// `call_time`), each once, then one row per record. Bad rows (a bad UTF-8 byte included) are
+/// returned as errors with their line numbers; the file as a whole fails if it cannot be read,
+/// its header is wrong or it has no rows. A header cell that is not a column name is reported
+/// by position, never echoed: a file without its header row starts with a customer's data.
 pub fn read_csv(path: &Path) -> Result<Vec<Result<Row, RowError>>, RowError> {
     let file_name = path.display().to_string();
     let error = |line: u64, reason: String| RowError {
@@ -431,25 +466,29 @@ pub fn read_csv(path: &Path) -> Result<Vec<Result<Row, RowError>>, RowError> {
         line,
         reason,
     };
+    let bytes = read_batch(path, &file_name)?;
     let mut reader = csv::ReaderBuilder::new()
         .flexible(false)
-        .from_path(path)
-        .map_err(|e| error(0, e.to_string()))?;
+        .from_reader(bytes.as_slice());
     let header: Vec<String> = reader
         .headers()
         .map_err(|e| error(1, e.to_string()))?
         .iter()
-        .map(|h| h.trim().trim_start_matches('\u{feff}').to_string())
+        .map(|h| h.trim().to_string())
         .collect();
-    for column in &header {
+    for (i, column) in header.iter().enumerate() {
         if !FIELD_NAMES.contains(&column.as_str()) && !KEY_COLUMNS.contains(&column.as_str()) {
             return Err(error(
                 1,
                 format!(
-                    "unknown column {column:?}; columns are record_id, call_time, {}",
+                    "column {} of the header is not a column name (is the header row missing?); columns are record_id, call_time, {}",
+                    i + 1,
                     FIELD_NAMES.join(", ")
                 ),
             ));
+        }
+        if header[..i].contains(column) {
+            return Err(error(1, format!("column {column:?} is named twice")));
         }
     }
     let mut rows = Vec::new();
@@ -465,31 +504,39 @@ pub fn read_csv(path: &Path) -> Result<Vec<Result<Row, RowError>>, RowError> {
             }
             Err(e) => {
                 let line = e.position().map_or(0, |p| p.line());
-                Err(error(line, e.to_string()))
+                let reason = match e.kind() {
+                    csv::ErrorKind::Utf8 { .. } => "not valid UTF-8".to_string(),
+                    _ => e.to_string(),
+                };
+                Err(error(line, reason))
             }
         });
+    }
+    if rows.is_empty() {
+        return Err(error(0, "the batch has no rows".into()));
     }
     Ok(rows)
 }
 
 /// Read a JSON Lines batch file: one object per line with the same keys as the CSV columns
-/// (string values; `result` may be a number). Blank lines are skipped.
+/// (string values; `result` may be a number). Blank lines are skipped; a line that is not
+/// UTF-8 or not an object is reported by its number and the others are read. A file with no
+/// rows is an error.
 pub fn read_json_lines(path: &Path) -> Result<Vec<Result<Row, RowError>>, RowError> {
     let file_name = path.display().to_string();
-    let text = fs::read_to_string(path).map_err(|e| RowError {
-        file: file_name.clone(),
-        line: 0,
-        reason: e.to_string(),
-    })?;
+    let bytes = read_batch(path, &file_name)?;
     let mut rows = Vec::new();
-    for (i, line_text) in text.lines().enumerate() {
+    for (i, line_bytes) in bytes.split(|&b| b == b'\n').enumerate() {
         let line = i as u64 + 1;
-        if line_text.trim().is_empty() {
-            continue;
-        }
-        let parsed = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line_text)
-            .map_err(|e| format!("not a JSON object ({})", json_error_kind(&e)))
-            .and_then(|object| {
+        let parsed = std::str::from_utf8(line_bytes)
+            .map_err(|_| "not valid UTF-8".to_string())
+            .and_then(|line_text| {
+                if line_text.trim().is_empty() {
+                    return Ok(None);
+                }
+                let object =
+                    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(line_text)
+                        .map_err(|e| format!("not a JSON object ({})", json_error_kind(&e)))?;
                 let mut pairs = Vec::new();
                 for (key, value) in &object {
                     let text = match value {
@@ -504,12 +551,25 @@ pub fn read_json_lines(path: &Path) -> Result<Vec<Result<Row, RowError>>, RowErr
                     format!("{file_name}:{line}"),
                     pairs.iter().map(|(k, v)| (k.as_str(), v.as_str())),
                 )
+                .map(Some)
             });
-        rows.push(parsed.map_err(|reason| RowError {
-            file: file_name.clone(),
-            line,
-            reason,
-        }));
+        let row = match parsed {
+            Ok(None) => continue,
+            Ok(Some(row)) => Ok(row),
+            Err(reason) => Err(RowError {
+                file: file_name.clone(),
+                line,
+                reason,
+            }),
+        };
+        rows.push(row);
+    }
+    if rows.is_empty() {
+        return Err(RowError {
+            file: file_name,
+            line: 0,
+            reason: "the batch has no rows".into(),
+        });
     }
     Ok(rows)
 }

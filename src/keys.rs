@@ -10,8 +10,13 @@
 //! | `age-recipients.txt` | 0644 | recipients text info is encrypted to; add auditors' here |
 //! | `table.key` | 0600 | the document's 256-byte substitution table (a permutation) |
 //!
+//! The directory itself is 0700. keygen builds it under a temporary name beside it
+//! (`.NAME.keygen-PID`) and renames it into place when every file is synced, so a killed
+//! keygen leaves no half key directory; the next keygen removes what a dead one left.
+//!
 //! The chain state (`chain.state`, `chain.lock`) joins them on first seal; see [`crate::chain`].
-//! Secret files that group or others can access are refused, never silently used.
+//! Secret files, and key directories, that group or others can access are refused, never
+//! silently used.
 
 use std::fs;
 use std::io::Cursor;
@@ -39,8 +44,12 @@ pub enum KeyError {
     Io(#[from] PathError),
     #[error("refusing to overwrite existing key file {0:?}")]
     Exists(PathBuf),
+    #[error("{0:?} exists and is not an empty directory: give keygen a new directory")]
+    NotEmpty(PathBuf),
     #[error("secret key file {path:?} is accessible by group or others (mode {mode:04o}); run: chmod 600 {path:?}")]
     Exposed { path: PathBuf, mode: u32 },
+    #[error("key directory {path:?} is accessible by group or others (mode {mode:04o}); run: chmod 700 {path:?}")]
+    ExposedDir { path: PathBuf, mode: u32 },
     #[error("{path:?}: {reason}")]
     Invalid { path: PathBuf, reason: String },
     #[error("cannot sign: {0}")]
@@ -69,6 +78,21 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
     Ok(fs::read(path).at("cannot read", path)?)
 }
 
+/// Refuse a key directory that group or others can access.
+fn check_key_dir(dir: &Path) -> Result<(), KeyError> {
+    let mode = fs::metadata(dir)
+        .at("cannot read", dir)?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        return Err(KeyError::ExposedDir {
+            path: dir.to_path_buf(),
+            mode: mode & 0o7777,
+        });
+    }
+    Ok(())
+}
+
 /// The id minisign prints for a key: its 8-byte key number as a little-endian integer in
 /// upper-case hex.
 pub fn key_id(keynum: &[u8]) -> String {
@@ -77,24 +101,89 @@ pub fn key_id(keynum: &[u8]) -> String {
     format!("{:016X}", u64::from_le_bytes(le))
 }
 
-/// Create a key directory's keys. Fails, creating nothing, if any of them exists.
+/// The files keygen writes.
+const KEY_FILES: [&str; 5] = [
+    SIGNING_KEY,
+    PUBLIC_KEY,
+    AGE_IDENTITY,
+    AGE_RECIPIENTS,
+    TABLE_KEY,
+];
+
+/// Create a key directory `dir`, mode 0700, with new keys; returns the files made. `dir`
+/// must not exist or be an empty directory. The keys are written and synced in a temporary
+/// directory beside it, which is then renamed into place: a kill leaves no key directory or
+/// a whole one, never a half one.
 pub fn keygen(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
-    let names = [
-        SIGNING_KEY,
-        PUBLIC_KEY,
-        AGE_IDENTITY,
-        AGE_RECIPIENTS,
-        TABLE_KEY,
-    ];
-    if let Some(existing) = names.iter().map(|n| dir.join(n)).find(|p| p.exists()) {
+    if let Some(existing) = KEY_FILES.iter().map(|n| dir.join(n)).find(|p| p.exists()) {
         return Err(KeyError::Exists(existing));
     }
+    let not_empty = || KeyError::NotEmpty(dir.to_path_buf());
+    let name = dir.file_name().ok_or_else(not_empty)?;
+    if dir.exists() && fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(not_empty());
+    }
+    let parent = fsutil::parent_dir(dir);
     fs::DirBuilder::new()
         .recursive(true)
         .mode(0o700)
-        .create(dir)
-        .at("cannot create key directory", dir)?;
+        .create(parent)
+        .at("cannot create key directory", parent)?;
 
+    let prefix = format!(".{}.keygen-", name.to_string_lossy());
+    remove_dead_keygen_dirs(parent, &prefix)?;
+    let temp = parent.join(format!("{prefix}{}", std::process::id()));
+    fs::DirBuilder::new()
+        .mode(0o700)
+        .create(&temp)
+        .at("cannot create key directory", &temp)?;
+    let made = write_keys(&temp).and_then(|()| {
+        fs::rename(&temp, dir).map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists | std::io::ErrorKind::DirectoryNotEmpty => {
+                not_empty()
+            }
+            _ => KeyError::Io(PathError {
+                action: "cannot create key directory",
+                path: dir.to_path_buf(),
+                source: e,
+            }),
+        })
+    });
+    if let Err(e) = made {
+        let _ = fs::remove_dir_all(&temp);
+        return Err(e);
+    }
+    fsutil::sync_dir(parent).at("cannot sync", parent)?;
+    Ok(KEY_FILES.iter().map(|n| dir.join(n)).collect())
+}
+
+/// Remove the temporary directories (`PREFIX` + pid) of keygen runs that were killed: those
+/// whose process is gone. A live keygen's directory is left alone.
+fn remove_dead_keygen_dirs(parent: &Path, prefix: &str) -> Result<(), KeyError> {
+    if !Path::new("/proc/self").exists() {
+        return Ok(()); // no way to tell a live run from a dead one
+    }
+    for entry in fs::read_dir(parent).at("cannot read", parent)? {
+        let entry = entry.at("cannot read", parent)?;
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(prefix))
+            .and_then(|pid| pid.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        // Our own pid can only be a dead run's: this run has not made its directory yet.
+        if pid == std::process::id() || !Path::new("/proc").join(pid.to_string()).exists() {
+            let path = entry.path();
+            fs::remove_dir_all(&path).at("cannot remove a killed keygen's directory", &path)?;
+        }
+    }
+    Ok(())
+}
+
+/// Generate the keys into `dir` (new and empty), syncing each file and then the directory.
+fn write_keys(dir: &Path) -> Result<(), KeyError> {
     let minisign::KeyPair { pk, sk } =
         minisign::KeyPair::generate_encrypted_keypair(Some(String::new()))
             .map_err(|e| KeyError::Sign(e.to_string()))?;
@@ -125,7 +214,6 @@ pub fn keygen(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
             true,
         ),
     ];
-    let mut written = Vec::new();
     for (name, bytes, secret) in files {
         let path = dir.join(name);
         let result = if secret {
@@ -134,9 +222,9 @@ pub fn keygen(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
             fsutil::create_public(&path, &bytes)
         };
         result.at("cannot create", &path)?;
-        written.push(path);
     }
-    Ok(written)
+    fsutil::sync_dir(dir).at("cannot sync", dir)?;
+    Ok(())
 }
 
 /// A loaded signing key.
@@ -150,6 +238,7 @@ pub struct SealKey {
 impl SealKey {
     /// Load `seal.key` and `seal.pub` from a key directory.
     pub fn load(dir: &Path) -> Result<SealKey, KeyError> {
+        check_key_dir(dir)?;
         let sk_path = dir.join(SIGNING_KEY);
         let text = String::from_utf8(read_secret(&sk_path)?)
             .map_err(|_| invalid(&sk_path, "not a minisign secret key"))?;
@@ -176,6 +265,20 @@ impl SealKey {
         TrustedKeys {
             keys: vec![(self.key_id.clone(), self.pk.clone())],
         }
+    }
+
+    /// HMAC-SHA256 of `bytes` under a key derived from the secret signing key: lets the
+    /// sealer recognise text it sealed before without decrypting it, while nobody without the
+    /// secret key can test guesses of the text against it.
+    pub fn mac(&self, bytes: &[u8]) -> [u8; 32] {
+        use hmac::Mac;
+        let key = sha2::Sha256::new()
+            .chain_update(b"callrec sidecar-mac v1\0")
+            .chain_update(self.sk.to_bytes())
+            .finalize();
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&key).expect("any key length");
+        mac.update(bytes);
+        mac.finalize().into_bytes().into()
     }
 
     /// Sign a manifest; returns the signature block (a minisign signature file's text).
@@ -261,8 +364,11 @@ pub enum TextKey {
 }
 
 /// Load the key for `cipher` from a key file, or from a key directory (its `age-identity.txt`
-/// or `table.key`).
+/// or `table.key`; the directory, like the file, must be private).
 pub fn load_text_key(path: &Path, cipher: format::Cipher) -> Result<TextKey, KeyError> {
+    if path.is_dir() {
+        check_key_dir(path)?;
+    }
     let file = match (path.is_dir(), cipher) {
         (false, _) => path.to_path_buf(),
         (true, format::Cipher::Age) => path.join(AGE_IDENTITY),

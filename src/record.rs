@@ -8,6 +8,7 @@
 //! see [`Record::to_line`] and [`Record::from_line`].
 
 use std::fmt;
+use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -35,16 +36,19 @@ impl RecordId {
     pub const MAX_LEN: usize = 80;
 
     pub fn parse(s: &str) -> Result<RecordId, InvalidRecordId> {
-        let ok = !s.is_empty()
-            && s.len() <= Self::MAX_LEN
-            && s.as_bytes()[0].is_ascii_alphanumeric()
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-        if ok {
-            Ok(RecordId(s.to_string()))
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+        let reason = if s.is_empty() {
+            "it is empty".to_string()
+        } else if s.chars().count() > Self::MAX_LEN {
+            format!("it has {} characters", s.chars().count())
+        } else if !s.bytes().all(allowed) {
+            "it holds a character other than A-Z a-z 0-9 - _".to_string()
+        } else if !s.as_bytes()[0].is_ascii_alphanumeric() {
+            "it does not start with a letter or digit".to_string()
         } else {
-            Err(InvalidRecordId(s.escape_debug().to_string()))
-        }
+            return Ok(RecordId(s.to_string()));
+        };
+        Err(InvalidRecordId(reason))
     }
 
     /// A generated id: the start time in UTC and a 12-hex-digit suffix.
@@ -97,8 +101,10 @@ impl From<RecordId> for String {
     }
 }
 
+/// Why a text is not a record id. The message never repeats the text: an id typed in the
+/// wrong column or hand-edited into a sidecar may be a name or an ID number.
 #[derive(Debug, thiserror::Error)]
-#[error("invalid record id \"{0}\": use 1 to 80 characters from A-Z a-z 0-9 - _, starting with a letter or digit")]
+#[error("invalid record id ({0}): use 1 to 80 characters from A-Z a-z 0-9 - _, starting with a letter or digit")]
 pub struct InvalidRecordId(String);
 
 /// One call record. Field order here is the order in the JSON.
@@ -256,24 +262,112 @@ pub enum RecordError {
     Schema { path: PathBuf, found: u32 },
 }
 
-/// A JSON error with every quoted string value replaced by `"…"`.
-fn json_error(path: &Path, e: &serde_json::Error) -> RecordError {
-    let mut message = String::new();
-    let mut quoted = false;
-    for c in e.to_string().chars() {
-        if c == '"' {
-            if !quoted {
-                message.push_str("\"…\"");
-            }
-            quoted = !quoted;
-        } else if !quoted {
-            message.push(c);
+/// A JSON error as the field it is about, what is wrong and where, never the value: serde
+/// quotes the value it found (``invalid type: integer `110108...` ``), which may be personal
+/// data.
+fn json_error(path: &Path, bytes: &[u8], e: &serde_json::Error) -> RecordError {
+    let full = e.to_string();
+    let position = format!(" at line {} column {}", e.line(), e.column());
+    let text = full.strip_suffix(&position).unwrap_or(&full);
+    // A syntax error names tokens, never a value. In a data error what serde found comes
+    // first, what it expected (our types' names) after the last ", expected "; missing and
+    // duplicate fields name our fields.
+    let what = match text.rsplit_once(", expected ") {
+        _ if e.classify() != serde_json::error::Category::Data => text.to_string(),
+        Some((found, expected)) => format!("{}, expected {expected}", before_value(found)),
+        None if text.starts_with("missing field") || text.starts_with("duplicate field") => {
+            text.to_string()
         }
-    }
+        None => before_value(text).to_string(),
+    };
+    let message = match (e.line(), field_at(bytes, e.line(), e.column())) {
+        (0, _) => what,
+        (line, field) if field.is_empty() => format!("{what} (line {line} column {})", e.column()),
+        (line, field) => format!("{field}: {what} (line {line} column {})", e.column()),
+    };
     RecordError::Json {
         path: path.to_path_buf(),
         message,
     }
+}
+
+/// A serde message up to the value it quotes (`` ` `` or `"`): `invalid type: integer`.
+fn before_value(text: &str) -> &str {
+    text.split(['`', '"']).next().unwrap_or_default().trim_end()
+}
+
+/// The field at a position serde_json reports (1-based line, byte column) in `bytes`: the
+/// keys of the objects open there, joined by dots, with array indices (`media.streams[0]`).
+/// After an object closes, its key still names it, so a missing field names its object.
+fn field_at(bytes: &[u8], line: usize, column: usize) -> String {
+    enum Frame {
+        Object(Option<String>),
+        Array(usize),
+    }
+    let line_start = match line {
+        0 | 1 => 0,
+        _ => bytes
+            .iter()
+            .enumerate()
+            .filter(|(_, b)| **b == b'\n')
+            .nth(line - 2)
+            .map_or(bytes.len(), |(i, _)| i + 1),
+    };
+    let end = (line_start + column).min(bytes.len());
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut expect_key = false;
+    let mut i = 0;
+    while i < end {
+        match bytes[i] {
+            b'{' => {
+                stack.push(Frame::Object(None));
+                expect_key = true;
+            }
+            b'[' => stack.push(Frame::Array(0)),
+            b'}' | b']' => {
+                stack.pop();
+                expect_key = false;
+            }
+            b',' => match stack.last_mut() {
+                Some(Frame::Object(key)) => {
+                    *key = None;
+                    expect_key = true;
+                }
+                Some(Frame::Array(index)) => *index += 1,
+                None => {}
+            },
+            b'"' => {
+                let begin = i + 1;
+                i += 1;
+                while i < end && bytes[i] != b'"' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+                if expect_key && i < end {
+                    if let Some(Frame::Object(key)) = stack.last_mut() {
+                        let name = String::from_utf8_lossy(&bytes[begin..i]);
+                        *key = Some(name.escape_debug().to_string());
+                    }
+                    expect_key = false;
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    let mut field = String::new();
+    for frame in &stack {
+        match frame {
+            Frame::Object(Some(key)) => {
+                if !field.is_empty() {
+                    field.push('.');
+                }
+                field.push_str(key);
+            }
+            Frame::Object(None) => break,
+            Frame::Array(index) => field.push_str(&format!("[{index}]")),
+        }
+    }
+    field
 }
 
 /// Why a figure 3C line could not be made or read.
@@ -283,10 +377,11 @@ pub enum LineError {
     Unrepresentable { field: &'static str },
     #[error("a figure 3C line has 16 fields separated by '|'; found {0}")]
     FieldCount(usize),
-    #[error("field {field}: {value:?} is not {expected}")]
+    /// Names the field, never its value: in a line with a field too many or too few, a
+    /// name or an ID number lands in the date's place.
+    #[error("field {field} is not {expected}")]
     Field {
         field: &'static str,
-        value: String,
         expected: &'static str,
     },
 }
@@ -343,22 +438,26 @@ impl Record {
         struct Version {
             schema: u32,
         }
-        let version: Version = serde_json::from_slice(bytes).map_err(|e| json_error(path, &e))?;
+        let version: Version =
+            serde_json::from_slice(bytes).map_err(|e| json_error(path, bytes, &e))?;
         if version.schema != SCHEMA {
             return Err(RecordError::Schema {
                 path: path.to_path_buf(),
                 found: version.schema,
             });
         }
-        serde_json::from_slice(bytes).map_err(|e| json_error(path, &e))
+        serde_json::from_slice(bytes).map_err(|e| json_error(path, bytes, &e))
     }
 
-    /// Read a record from a JSON file.
+    /// Read a record from a JSON file (a regular file: a named pipe is refused, not waited on).
     pub fn load(path: &Path) -> Result<Record, RecordError> {
-        let bytes = std::fs::read(path).map_err(|source| RecordError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let mut bytes = Vec::new();
+        crate::fsutil::open_regular(path)
+            .and_then(|mut file| file.read_to_end(&mut bytes))
+            .map_err(|source| RecordError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?;
         Record::from_json(&bytes, path)
     }
 
@@ -433,7 +532,6 @@ impl Record {
         }
         let bad = |i: usize, expected: &'static str| LineError::Field {
             field: LINE_FIELDS[i],
-            value: fields[i].to_string(),
             expected,
         };
         let annotated_at = match fields[1] {

@@ -5,6 +5,7 @@
 //! them for another institution (see [`Vocabulary::load`]). Records store the label (it is what
 //! the figure 3C line carries); codes are what operators type.
 
+use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -139,8 +140,24 @@ impl Vocabulary {
         crate::cli::xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("vocabulary.json"))
     }
 
+    /// The vocabulary a tool uses: the built-in one changed by the file named by `flag`
+    /// (`--vocabulary`), else by `$CALLREC_VOCABULARY` (a named file must exist and be
+    /// readable), else by the configuration file if there is one.
+    pub fn configured(flag: Option<&Path>) -> Result<Vocabulary, VocabularyError> {
+        let named = flag.map(Path::to_path_buf).or_else(|| {
+            std::env::var_os("CALLREC_VOCABULARY")
+                .filter(|p| !p.is_empty())
+                .map(PathBuf::from)
+        });
+        match named {
+            Some(path) => Vocabulary::load(Some(&path), true),
+            None => Vocabulary::load(Vocabulary::default_path().as_deref(), false),
+        }
+    }
+
     /// The built-in vocabulary, changed by the file at `path` if it exists (or, for an
-    /// explicitly named file, if `required`).
+    /// explicitly named file, if `required`). Only a regular file is read: a named pipe is
+    /// refused, not waited on.
     pub fn load(path: Option<&Path>, required: bool) -> Result<Vocabulary, VocabularyError> {
         let mut vocab = Vocabulary::builtin();
         let Some(path) = path else {
@@ -150,11 +167,13 @@ impl Vocabulary {
             path: path.to_path_buf(),
             reason,
         };
-        let bytes = match std::fs::read(path) {
-            Ok(bytes) => bytes,
+        let mut bytes = Vec::new();
+        let read = crate::fsutil::open_regular(path).and_then(|mut f| f.read_to_end(&mut bytes));
+        match read {
+            Ok(_) => {}
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(vocab),
             Err(e) => return Err(error(e.to_string())),
-        };
+        }
         let file: VocabularyFile =
             serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
         for (list, given) in [
