@@ -75,8 +75,7 @@ impl Output {
 }
 
 fn run(args: AnnotateArgs) -> anyhow::Result<u8> {
-    let vocab_path = args.vocabulary.clone().or_else(Vocabulary::default_path);
-    let vocab = Vocabulary::load(vocab_path.as_deref(), args.vocabulary.is_some())?;
+    let vocab = Vocabulary::configured(args.vocabulary.as_deref())?;
     let identity = args
         .identity
         .clone()
