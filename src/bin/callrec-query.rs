@@ -122,7 +122,8 @@ fn index_archives(
         }
     }
     let text_keys = query::TextKeys::new(args.identity.as_deref());
-    let mut failed = 0;
+    // Records that failed a check, and entries that could not be taken.
+    let mut problems = 0;
     let mut out = io::stdout().lock();
     for name in &args.archives {
         let target: Target = name.parse().map_err(anyhow::Error::msg)?;
@@ -149,7 +150,7 @@ fn index_archives(
         )?;
         progress.finish_and_clear();
         let summary = &indexed.summary;
-        failed += summary.failed + summary.skipped;
+        problems += summary.failed + summary.skipped;
         if args.json {
             out.write_all(&cli::json_line(&serde_json::json!({
                 "type": "summary",
@@ -199,7 +200,7 @@ fn index_archives(
             }
         }
     }
-    Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
+    Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 
 /// A result code with its label.
