@@ -63,20 +63,75 @@ pub fn is_temp_file(path: &Path) -> bool {
     })
 }
 
-/// Expand directories into the regular files below them (sorted, recursively), leaving out
-/// sidecars and callrec's temporary files. Files named directly are kept as given.
-pub fn expand_dirs(paths: Vec<PathBuf>) -> Result<Vec<PathBuf>, walkdir::Error> {
+/// What a directory walk collects: each tool takes only the files it can use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Walk {
+    /// Recordings to annotate or seal: every file that is not a sealed file, a sidecar or
+    /// a working file (see [`is_working_file`]).
+    Recordings,
+    /// Sealed files to verify or push: names of the form `*.sealed` or `*.sealed.EXT`, as
+    /// `callrec-seal` gives them.
+    Sealed,
+}
+
+/// Is this a file no walk ever takes as a record: a hidden name (`.callrec-push.lock`,
+/// `.callrec-*.tmp` temporary files, journals), a recording in progress (`*.part`), or a
+/// staging file of a directory archive (`KEY#N`)?
+pub fn is_working_file(path: &Path) -> bool {
+    path.file_name().is_none_or(|n| {
+        let n = n.as_bytes();
+        n.starts_with(b".") || n.ends_with(b".part") || is_staging_name(n)
+    })
+}
+
+/// `NAME#DIGITS`: the staging name a directory archive writes before renaming into place.
+fn is_staging_name(name: &[u8]) -> bool {
+    match name.iter().rposition(|&b| b == b'#') {
+        Some(i) => i + 1 < name.len() && name[i + 1..].iter().all(u8::is_ascii_digit),
+        None => false,
+    }
+}
+
+/// Is this named like a sealed file (`*.sealed` or `*.sealed.EXT`)?
+pub fn is_sealed_name(path: &Path) -> bool {
+    path.file_name().is_some_and(|n| {
+        let n = n.as_bytes();
+        n.ends_with(b".sealed")
+            || n.rsplitn(2, |&b| b == b'.')
+                .nth(1)
+                .is_some_and(|stem| stem.ends_with(b".sealed"))
+    })
+}
+
+/// Does a walk of kind `walk` take this file?
+pub fn walk_takes(walk: Walk, path: &Path) -> bool {
+    if is_working_file(path) || RecordFiles::is_sidecar(path) {
+        return false;
+    }
+    match walk {
+        Walk::Recordings => !is_sealed_name(path),
+        Walk::Sealed => is_sealed_name(path),
+    }
+}
+
+/// Expand directories into the regular files below them that a walk of kind `walk` takes
+/// (sorted, recursively; hidden directories are not entered). Files named directly are kept
+/// as given: the tool decides what to do with them.
+pub fn expand_dirs(paths: Vec<PathBuf>, walk: Walk) -> Result<Vec<PathBuf>, walkdir::Error> {
     let mut out = Vec::new();
     for path in paths {
         if !path.is_dir() {
             out.push(path);
             continue;
         }
-        for entry in walkdir::WalkDir::new(&path).sort_by_file_name() {
+        let entries = walkdir::WalkDir::new(&path)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| e.depth() == 0 || !e.file_name().as_bytes().starts_with(b"."));
+        for entry in entries {
             let entry = entry?;
-            let p = entry.path();
-            if entry.file_type().is_file() && !RecordFiles::is_sidecar(p) && !is_temp_file(p) {
-                out.push(p.to_path_buf());
+            if entry.file_type().is_file() && walk_takes(walk, entry.path()) {
+                out.push(entry.into_path());
             }
         }
     }

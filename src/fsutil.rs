@@ -26,6 +26,25 @@ impl ReadAt for File {
     }
 }
 
+/// Open an existing file for reading, refusing anything but a regular file *before* reading
+/// from it: a named pipe, a device or a socket given as input would otherwise block or never
+/// end. The open does not block (`O_NONBLOCK`, so a FIFO with no writer cannot hang it), and
+/// the check is `fstat` on the open handle, so a swap between check and open is caught.
+/// `O_NONBLOCK` has no effect on reads from a regular file.
+pub fn open_regular(path: &Path) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file (a named pipe, device or directory cannot be a record)",
+        ));
+    }
+    Ok(file)
+}
+
 /// Write a new file `dest` from `src`: through a temporary file, fsynced, renamed into place
 /// only if `dest` does not exist.
 pub fn copy_new(mut src: impl Read, dest: &Path) -> io::Result<()> {
@@ -58,11 +77,59 @@ pub const TEMP_PREFIX: &str = ".callrec-";
 pub const TEMP_SUFFIX: &str = ".tmp";
 
 /// A new temporary file in `dir`, to be finished with [`persist`] or [`persist_noclobber`].
+/// It is locked (`flock`) for as long as it is open, so [`remove_stale_temps`] can tell a
+/// live writer's file from a killed one's.
 pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
-    tempfile::Builder::new()
+    let temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
-        .tempfile_in(dir)
+        .tempfile_in(dir)?;
+    temp.as_file().lock()?;
+    Ok(temp)
+}
+
+/// A temporary file untouched for this long, and locked by nobody, was left by a killed
+/// process. (The age closes the instant between a writer creating its file and locking it.)
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// Remove the temporary files in `dir` (not below it) that a killed process left: callrec
+/// temporary names that no live process holds locked and that were not modified for
+/// [`STALE_AFTER`]. Returns the paths removed and the bytes they freed.
+pub fn remove_stale_temps(dir: &Path) -> io::Result<(Vec<PathBuf>, u64)> {
+    let mut removed = Vec::new();
+    let mut freed = 0;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.as_encoded_bytes();
+        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes()))
+        {
+            continue;
+        }
+        let path = entry.path();
+        let Ok(file) = OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+            .open(&path)
+        else {
+            continue;
+        };
+        let meta = file.metadata()?;
+        let old = meta
+            .modified()
+            .ok()
+            .and_then(|m| m.elapsed().ok())
+            .is_some_and(|age| age >= STALE_AFTER);
+        if meta.is_file() && old && file.try_lock().is_ok() {
+            fs::remove_file(&path)?;
+            freed += meta.len();
+            removed.push(path);
+        }
+    }
+    if !removed.is_empty() {
+        sync_dir(dir)?;
+    }
+    Ok((removed, freed))
 }
 
 /// The directory a path lives in (`.` for a bare file name).

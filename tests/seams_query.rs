@@ -437,3 +437,38 @@ fn files_holding_personal_data_are_private() {
         assert_eq!(mode(out), 0o600, "{what}");
     }
 }
+
+#[test]
+fn an_s3_key_that_cannot_be_an_archive_key_is_skipped_not_fatal() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    plain_archive(&t, 2);
+    // Objects put by hand: two records, and one under a key with a `..` segment.
+    let script = format!(
+        "import boto3\n\
+         s3 = boto3.client('s3', endpoint_url='{}', region_name='garage', \
+         aws_access_key_id='{}', aws_secret_access_key='{}')\n\
+         for key, name in [('branch/2026/11/rec-0000.sealed.bin', '0000'), \
+         ('branch/2026/11/rec-0001.sealed.bin', '0001'), ('branch/2026/../x.sealed.bin', '0000')]:\n\
+         \x20   s3.put_object(Bucket='calls', Key=key, Body=open('archive/' + name + '.sealed.bin', 'rb').read())\n\
+         print(sorted(o['Key'] for o in s3.list_objects_v2(Bucket='calls')['Contents']))\n",
+        garage.endpoint, garage.key_id, garage.secret
+    );
+    let listed = tool_ok("python3", &["-c", &script], t.path());
+    assert!(listed.contains("branch/2026/../x.sealed.bin"), "{listed}");
+    let (code, stdout, stderr) = run(garage.env(t.cmd("callrec-query").args([
+        "index",
+        "--identity",
+        "keys",
+        "--json",
+        "s3://calls/branch",
+    ])));
+    assert_eq!(code, 1, "one bad key is exit 1, not 75: {stderr}");
+    let lines = json_lines(stdout.as_bytes());
+    assert_eq!(lines[0]["summary"]["read"], 2, "{stdout}");
+    assert_eq!(lines[0]["summary"]["skipped"], 1, "{stdout}");
+    assert!(lines
+        .iter()
+        .any(|l| l["type"] == "skipped" && l["path"].as_str().unwrap().contains("/../")));
+    assert_eq!(search(&t, &[]).len(), 2);
+}

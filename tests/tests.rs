@@ -5,11 +5,16 @@
 mod annotate;
 mod capture;
 mod docs;
+mod faults;
 mod interop;
 mod parsers;
 mod push;
 mod query;
 mod record;
+mod seams;
+mod seams_annotate;
+mod seams_push;
+mod seams_query;
 mod seal;
 mod usb;
 mod util;

@@ -1,0 +1,600 @@
+//! callrec-push where it meets a second process, a crash or another tool's files: two seals of
+//! one record, two pushes of one seal, kills, leftovers, durability, what a walk takes.
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant, SystemTime};
+
+use crate::util::*;
+
+/// Seal `names` (small recordings `in/NAME.bin`, made once) into `spool`.
+fn seal_into(t: &TestDir, spool: &str, names: &[&str]) {
+    if !t.join("keys").exists() {
+        t.keygen("keys");
+    }
+    for name in names {
+        let input = t.join("in").join(format!("{name}.bin"));
+        if !input.exists() {
+            t.write(&format!("in/{name}.bin"), format!("recording {name}"));
+        }
+    }
+    fs::create_dir_all(t.join(spool)).unwrap();
+    let inputs: Vec<PathBuf> = names
+        .iter()
+        .map(|n| t.join("in").join(format!("{n}.bin")))
+        .collect();
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", spool])
+            .args(inputs),
+    );
+}
+
+fn names(n: usize) -> Vec<String> {
+    (0..n).map(|i| format!("{i:04}")).collect()
+}
+
+/// Regular files below `dir`, relative, sorted.
+fn files(dir: &Path) -> Vec<String> {
+    let mut out: Vec<String> = walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| {
+            e.path()
+                .strip_prefix(dir)
+                .unwrap()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+/// The bytes of every sealed file in `dir` (not below).
+fn seals(dir: &Path) -> BTreeSet<Vec<u8>> {
+    fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().ends_with(".sealed.bin"))
+        .map(|p| fs::read(p).unwrap())
+        .collect()
+}
+
+/// The archived objects of a directory archive: key → bytes. Anything else in it (a
+/// temporary or staging file) fails the test.
+fn archived(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    files(dir)
+        .into_iter()
+        .map(|f| {
+            assert!(f.ends_with(".sealed.bin"), "{f} left in the archive");
+            let bytes = fs::read(dir.join(&f)).unwrap();
+            (f, bytes)
+        })
+        .collect()
+}
+
+/// Objects in the Garage bucket: key → bytes.
+fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
+    use futures::StreamExt;
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(Garage::BUCKET)
+        .with_endpoint(&garage.endpoint)
+        .with_allow_http(true)
+        .with_region("garage")
+        .with_access_key_id(&garage.key_id)
+        .with_secret_access_key(&garage.secret)
+        .build()
+        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let mut out = std::collections::BTreeMap::new();
+        let mut list = store.list(None);
+        while let Some(meta) = list.next().await {
+            let meta = meta.unwrap();
+            let bytes = store
+                .get(&meta.location)
+                .await
+                .unwrap()
+                .bytes()
+                .await
+                .unwrap();
+            out.insert(meta.location.to_string(), bytes.to_vec());
+        }
+        out
+    })
+}
+
+/// Start a push with `args`, its output captured.
+fn spawn(cmd: &mut Command) -> Child {
+    cmd.stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait for a push: (exit code, stdout, stderr).
+fn finish(child: Child) -> (i32, String, String) {
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().expect("exited normally"),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `callrec-push ARGS` run under `strace STRACE_ARGS`, with the environment the tests give it.
+fn strace_push(t: &TestDir, strace_args: &[&str], args: &[&str]) -> Command {
+    let push = t.cmd("callrec-push");
+    let mut cmd = Command::new("strace");
+    cmd.current_dir(t.path())
+        .args(strace_args)
+        .arg(push.get_program())
+        .args(args)
+        .stdin(Stdio::null());
+    for (name, value) in push.get_envs() {
+        match value {
+            Some(value) => cmd.env(name, value),
+            None => cmd.env_remove(name),
+        };
+    }
+    cmd
+}
+
+/// Run a command that should be killed; whether it was.
+fn killed(cmd: &mut Command) -> bool {
+    use std::os::unix::process::ExitStatusExt;
+    let status = cmd
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .unwrap();
+    status.signal() == Some(9) || status.code() == Some(128 + 9)
+}
+
+/// Make every file below `dir` look untouched for two hours.
+fn age(dir: &Path) {
+    let then = SystemTime::now() - Duration::from_secs(7200);
+    for f in files(dir) {
+        fs::File::options()
+            .write(true)
+            .open(dir.join(f))
+            .unwrap()
+            .set_modified(then)
+            .unwrap();
+    }
+}
+
+// Issue 10 item 4: two different seals of one record, pushed at once from two spools, were
+// both reported uploaded while the bucket kept one (Garage ignores If-None-Match). They now
+// have different keys, and each reported key holds its seal.
+#[test]
+fn two_seals_of_one_record_pushed_at_once_to_garage_are_both_kept() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    let names = names(6);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    seal_into(&t, "a", &names);
+    seal_into(&t, "b", &names);
+    let (a, b) = (seals(&t.join("a")), seals(&t.join("b")));
+    assert!(a.is_disjoint(&b), "sealing again makes different seals");
+    let push = |spool: &str| {
+        spawn(garage.env(t.cmd("callrec-push").args([
+            "--to",
+            "s3://calls/branch",
+            "--json",
+            "-j",
+            "4",
+            spool,
+        ])))
+    };
+    let (first, second) = (push("a"), push("b"));
+    let mut reported = Vec::new();
+    for child in [first, second] {
+        let (code, stdout, stderr) = finish(child);
+        assert_eq!(code, 0, "{stderr}");
+        reported.extend(json_lines(stdout.as_bytes()));
+    }
+    assert_eq!(reported.len(), 12);
+    let objects = bucket(&garage);
+    assert_eq!(objects.len(), 12, "every seal of every record kept");
+    for receipt in &reported {
+        let key = receipt["key"].as_str().unwrap();
+        let bytes = &objects[key];
+        assert_eq!(
+            hex(bytes),
+            receipt["sha256"].as_str().unwrap(),
+            "{key} does not hold the seal reported archived there"
+        );
+    }
+    let all: BTreeSet<Vec<u8>> = objects.into_values().collect();
+    assert_eq!(all, a.union(&b).cloned().collect());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+// Issue 10 item 4, the key: day, record id and the manifest hash's first 16 hex digits.
+#[test]
+fn the_archive_key_names_the_seal_by_its_manifest_hash() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    let out = run_ok(
+        t.cmd("callrec-push")
+            .args(["--to", "archive", "--json", "spool"]),
+    );
+    let receipt = &json_lines(&out.stdout)[0];
+    let key = receipt["key"].as_str().unwrap();
+    let manifest = receipt["manifest_sha256"].as_str().unwrap();
+    let record = receipt["record_id"].as_str().unwrap();
+    let name = format!("{record}.{}.sealed.bin", &manifest[..16]);
+    let parts: Vec<&str> = key.split('/').collect();
+    assert_eq!(parts.len(), 4, "{key}");
+    assert!(parts[..3]
+        .iter()
+        .all(|p| p.bytes().all(|b| b.is_ascii_digit())));
+    assert_eq!(parts[3], name);
+}
+
+// Issue 10 item 5: a directory archive's file and directories are fsynced before the receipt
+// is written and before the spool copy moves to sent/.
+#[test]
+fn a_directory_push_is_durable_before_the_receipt_and_the_move() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    run_ok(&mut strace_push(
+        &t,
+        &[
+            "-f",
+            "-qq",
+            "-y",
+            "-e",
+            "trace=fsync,fdatasync,write,rename,renameat,renameat2",
+            "-o",
+            "trace.txt",
+        ],
+        &["--to", "archive", "spool"],
+    ));
+    let trace = fs::read_to_string(t.join("trace.txt")).unwrap();
+    let lines: Vec<&str> = trace.lines().collect();
+    let root = t.path().canonicalize().unwrap().join("archive");
+    let key = files(&t.join("archive")).remove(0);
+    let at = |what: &str, path: &Path| {
+        let needle = format!("<{}>", path.display());
+        lines
+            .iter()
+            .position(|l| l.contains(what) && l.contains(&needle))
+            .unwrap_or_else(|| panic!("no {what} of {needle} in\n{trace}"))
+    };
+    let receipt = lines
+        .iter()
+        .position(|l| l.contains("write(") && l.contains("push-journal.jsonl>"))
+        .expect("a receipt written");
+    let moved = lines
+        .iter()
+        .position(|l| l.contains("rename(") && l.contains("sent/"))
+        .expect("the spool copy moved");
+    assert!(receipt < moved);
+    let file = root.join(&key);
+    let mut synced = vec![at("fsync(", &file)];
+    let mut dir = file.parent().unwrap();
+    while dir != root.parent().unwrap() {
+        synced.push(at("fsync(", dir));
+        dir = dir.parent().unwrap();
+    }
+    for (i, line) in synced.iter().enumerate() {
+        assert!(
+            *line < receipt,
+            "sync {i} (file, then directories up to the root) after the receipt:\n{trace}"
+        );
+    }
+}
+
+// Issue 10 item 6: the same sealed files pushed by two processes at once, outside the spool
+// lock (file lists, and two spools holding the same records), to a directory archive: both
+// succeed, each record archived once, no false conflict.
+#[test]
+fn two_pushes_of_the_same_files_to_a_directory_both_succeed() {
+    let t = TestDir::new();
+    let names = names(12);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    seal_into(&t, "spool", &names);
+    let sealed = seals(&t.join("spool"));
+    let listed: Vec<String> = files(&t.join("spool"))
+        .into_iter()
+        .filter(|f| f.ends_with(".sealed.bin"))
+        .map(|f| format!("spool/{f}"))
+        .collect();
+    for round in 0..4 {
+        let archive = format!("archive{round}");
+        let push = |inputs: &[String]| {
+            spawn(
+                t.cmd("callrec-push")
+                    .args(["--to", &archive, "-j", "4"])
+                    .args(inputs),
+            )
+        };
+        let (code_a, code_b);
+        if round % 2 == 0 {
+            let (a, b) = (push(&listed), push(&listed));
+            let (x, y) = (finish(a), finish(b));
+            assert!(!x.2.contains("different record"), "{}", x.2);
+            assert!(!y.2.contains("different record"), "{}", y.2);
+            (code_a, code_b) = (x.0, y.0);
+        } else {
+            // Two spools holding the same records, each under its own lock.
+            for spool in ["s1", "s2"] {
+                let _ = fs::remove_dir_all(t.join(spool));
+                fs::create_dir(t.join(spool)).unwrap();
+                for f in &listed {
+                    let name = Path::new(f).file_name().unwrap();
+                    fs::copy(t.join(f), t.join(spool).join(name)).unwrap();
+                }
+            }
+            let (a, b) = (push(&["s1".into()]), push(&["s2".into()]));
+            let (x, y) = (finish(a), finish(b));
+            assert!(!x.2.contains("different record"), "{}", x.2);
+            assert!(!y.2.contains("different record"), "{}", y.2);
+            (code_a, code_b) = (x.0, y.0);
+            for spool in ["s1", "s2"] {
+                assert!(
+                    files(&t.join(spool))
+                        .iter()
+                        .all(|f| f.starts_with("sent/") || f.starts_with(".callrec-push")),
+                    "{spool} kept a record"
+                );
+            }
+        }
+        assert_eq!((code_a, code_b), (0, 0), "round {round}");
+        let objects = archived(&t.join(&archive));
+        assert_eq!(objects.len(), 12);
+        assert_eq!(objects.into_values().collect::<BTreeSet<_>>(), sealed);
+    }
+}
+
+// Issue 10 item 6 on Garage: two processes pushing the same large records (uploaded in parts)
+// at once both end correctly, never exit 75 (NoSuchUpload) and never a false conflict.
+#[test]
+fn two_pushes_of_the_same_large_records_to_garage_both_succeed() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    t.keygen("keys");
+    for i in 0..2u32 {
+        let big: Vec<u8> = (0..(20u32 << 20))
+            .map(|j| (j.wrapping_add(i).wrapping_mul(2654435761) >> 24) as u8)
+            .collect();
+        t.write(&format!("in/big{i}.bin"), &big);
+    }
+    fs::create_dir(t.join("spool")).unwrap();
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "spool", "in"]),
+    );
+    let sealed = seals(&t.join("spool"));
+    for round in 0..3 {
+        for spool in ["s1", "s2"] {
+            let _ = fs::remove_dir_all(t.join(spool));
+            fs::create_dir(t.join(spool)).unwrap();
+            for f in files(&t.join("spool")) {
+                fs::copy(t.join("spool").join(&f), t.join(spool).join(&f)).unwrap();
+            }
+        }
+        let prefix = format!("s3://calls/round{round}");
+        let push = |spool: &str| {
+            spawn(
+                garage.env(
+                    t.cmd("callrec-push")
+                        .args(["--to", &prefix, "-j", "2", spool]),
+                ),
+            )
+        };
+        let (a, b) = (push("s1"), push("s2"));
+        for (code, _, stderr) in [finish(a), finish(b)] {
+            assert_eq!(code, 0, "round {round}: {stderr}");
+        }
+    }
+    let objects = bucket(&garage);
+    assert_eq!(objects.len(), 6);
+    assert_eq!(objects.into_values().collect::<BTreeSet<_>>(), sealed);
+}
+
+// Issue 10 item 15: the next push removes what killed pushes left in the directories it writes
+// to (temporary files nobody holds, untouched for a minute; old `KEY#N` staging files), and
+// leaves a live writer's file alone.
+#[test]
+fn a_push_removes_stale_leftovers_and_keeps_live_ones() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    let key = files(&t.join("archive")).remove(0);
+    let day = t.join("archive").join(Path::new(&key).parent().unwrap());
+    let plant = |name: &str| {
+        let path = day.join(name);
+        fs::write(&path, b"half a record").unwrap();
+        path
+    };
+    let dead = plant(".callrec-dead.tmp");
+    let legacy = plant(&format!(
+        "{}#3",
+        Path::new(&key).file_name().unwrap().to_string_lossy()
+    ));
+    let live = plant(".callrec-live.tmp");
+    age(&t.join("archive"));
+    let fresh = plant(".callrec-fresh.tmp");
+    let holder = fs::File::open(&live).unwrap();
+    holder.lock().unwrap();
+
+    seal_into(&t, "spool", &["0001"]);
+    run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert!(!dead.exists(), "a killed push's temporary file stays");
+    assert!(!legacy.exists(), "an old staging file stays");
+    assert!(live.exists(), "a live writer's file was removed");
+    assert!(fresh.exists(), "a file just written was removed");
+    drop(holder);
+}
+
+// Issue 10 item 15, with real kills: a push killed as it links a record into the archive
+// leaves a temporary file; the next run (a minute on) leaves nothing but records.
+#[test]
+fn pushes_killed_at_the_link_leave_nothing_behind_after_a_rerun() {
+    let t = TestDir::new();
+    let names = names(4);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    seal_into(&t, "spool", &names);
+    let sealed = seals(&t.join("spool"));
+    for _ in 0..3 {
+        let killed = killed(&mut strace_push(
+            &t,
+            &[
+                "-f",
+                "-qq",
+                "-o",
+                "/dev/null",
+                "-e",
+                "inject=linkat,renameat2:signal=KILL:when=1",
+            ],
+            &["--to", "archive", "-j", "1", "spool"],
+        ));
+        assert!(killed, "the push was not killed");
+    }
+    assert!(
+        files(&t.join("archive"))
+            .iter()
+            .any(|f| !f.ends_with(".sealed.bin")),
+        "a kill at the link leaves a file being written"
+    );
+    age(&t.join("archive"));
+    run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    let objects = archived(&t.join("archive"));
+    assert_eq!(objects.into_values().collect::<BTreeSet<_>>(), sealed);
+}
+
+// Issue 10 item 16: killed after the receipt is journaled but before the spool copy moves, a
+// push run again reports the record already archived and does not journal it twice.
+#[test]
+fn a_push_killed_before_the_move_and_run_again_journals_each_seal_once() {
+    let t = TestDir::new();
+    let names = names(3);
+    let names: Vec<&str> = names.iter().map(String::as_str).collect();
+    seal_into(&t, "spool", &names);
+    let killed = killed(&mut strace_push(
+        &t,
+        &[
+            "-f",
+            "-qq",
+            "-o",
+            "/dev/null",
+            "-e",
+            "inject=rename:signal=KILL:when=1",
+        ],
+        &["--to", "archive", "-j", "1", "spool"],
+    ));
+    assert!(killed, "the push was not killed");
+    let journal = t.join("state/callrec/push-journal.jsonl");
+    let before = fs::read_to_string(&journal).unwrap().lines().count();
+    assert!(before >= 1, "killed before any receipt");
+    let out = run_ok(
+        t.cmd("callrec-push")
+            .args(["--to", "archive", "--json", "spool"]),
+    );
+    let statuses: Vec<String> = json_lines(&out.stdout)
+        .iter()
+        .map(|r| r["status"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "already-archived").count(),
+        before
+    );
+    let text = fs::read_to_string(&journal).unwrap();
+    let receipts = json_lines(text.as_bytes());
+    assert_eq!(receipts.len(), 3, "{text}");
+    let seals: BTreeSet<(String, String)> = receipts
+        .iter()
+        .map(|r| {
+            (
+                r["key"].as_str().unwrap().to_string(),
+                r["manifest_sha256"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(seals.len(), 3, "a seal journaled twice:\n{text}");
+
+    // The same seals from a second spool: already archived, still journaled once each.
+    fs::create_dir(t.join("again")).unwrap();
+    for f in files(&t.join("spool/sent")) {
+        fs::copy(t.join("spool/sent").join(&f), t.join("again").join(&f)).unwrap();
+    }
+    run_ok(t.cmd("callrec-push").args(["--to", "archive", "again"]));
+    assert_eq!(fs::read_to_string(&journal).unwrap().lines().count(), 3);
+}
+
+// Issue 11 item 1 (push): a spool walk takes sealed files only. A capture spool (media,
+// sidecars, a recording in progress) and the push's own lock are nothing to push.
+#[test]
+fn a_spool_without_sealed_files_is_nothing_to_do() {
+    let t = TestDir::new();
+    t.write("spool/call.mkv", "media");
+    t.write("spool/call.json", "{}");
+    t.write("spool/next.mkv.part", "recording");
+    t.write("spool/.callrec-push.lock", "");
+    t.write("spool/.callrec-abc.tmp", "temporary");
+    t.write("spool/x.sealed.bin#4", "staging");
+    let (code, stdout, stderr) = run(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stdout.is_empty() && stderr.is_empty(), "{stdout}{stderr}");
+    assert!(t.join("spool/call.mkv").exists() && t.join("spool/call.json").exists());
+
+    // Sealed files beside them are pushed; the rest stays where it is; sent/ is not walked.
+    seal_into(&t, "spool", &["0000"]);
+    let out = run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert_eq!(lines(&out).len(), 1);
+    let out = run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert!(out.stdout.is_empty());
+    for f in [
+        "call.mkv",
+        "call.json",
+        "next.mkv.part",
+        ".callrec-push.lock",
+    ] {
+        assert!(t.join("spool").join(f).exists(), "{f}");
+    }
+}
+
+// Issue 10 item 14 (push): a named pipe given as input fails at once, plainly, not a hang.
+#[test]
+fn a_named_pipe_given_to_push_fails_fast() {
+    let t = TestDir::new();
+    let status = Command::new("mkfifo")
+        .arg(t.join("pipe.sealed.bin"))
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut child = spawn(
+        t.cmd("callrec-push")
+            .args(["--to", "archive", "pipe.sealed.bin"]),
+    );
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("callrec-push hangs on a named pipe");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let (code, stdout, stderr) = finish(child);
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("not a regular file"), "{stderr}");
+}
