@@ -35,9 +35,9 @@ pub const SEAL_SECTIONS: &[Section] = &[
     Section {
         title: "EXIT STATUS",
         lines: &[
-            "0  every input sealed (or already sealed)",
+            "0  every input sealed (or already sealed; an empty spool too)",
             "1  some input could not be sealed (each is reported on stderr)",
-            "2  usage error, or the keys could not be used",
+            "2  usage error, the keys could not be used, or the chain state is damaged",
         ],
     },
     Section {
@@ -45,6 +45,7 @@ pub const SEAL_SECTIONS: &[Section] = &[
         lines: &[
             "callrec-seal keygen -o ~/.config/callrec/keys",
             "callrec-seal -o sealed/ call.wav",
+            "callrec-seal -o sealed/ --remove-source spool/",
             "find spool -name '*.mkv' -print0 | callrec-seal -0 -o sealed/",
             "callrec-seal --cipher table -o sealed/ spool/",
         ],
@@ -466,12 +467,15 @@ pub const CAPTURE_SECTIONS: &[Section] = &[
     Section {
         title: "OUTPUT",
         lines: &[
-            "DIR/ID.mkv (Matroska) and its sidecar DIR/ID.mkv.callrec.json; the media path is printed.",
-            "While recording the file is DIR/ID.mkv.part: a killed recording leaves it playable up to",
-            "about its last second. Stop with Ctrl-C (SIGINT), SIGTERM or --duration.",
-            "The sidecar holds the phone number, device info, start and end times, streams and",
-            "health flags: silent-audio, silent-channel-N, missing-audio, missing-video,",
-            "duration-drift. Flags are also reported on stderr, and callrec-seal seals them.",
+            "DIR/ID.mkv (Matroska) and its sidecar DIR/ID.mkv.callrec.json, both 0600; the media",
+            "path is printed. DIR is created if missing. While recording the file is",
+            "DIR/ID.mkv.part, locked by this process: a killed recording leaves it playable up to",
+            "about its last second, and the next capture into DIR (or callrec-seal DIR) completes it",
+            "with the flag interrupted. Stop with Ctrl-C (SIGINT), SIGTERM or --duration.",
+            "The sidecar is written when recording starts (phone number, device info, start) and",
+            "completed at the end (end time, streams, health flags: silent-audio,",
+            "silent-channel-N, missing-audio, missing-video, duration-drift, interrupted).",
+            "Flags are also reported on stderr, and callrec-seal seals them.",
         ],
     },
     Section {

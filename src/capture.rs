@@ -5,16 +5,21 @@
 //! Opus (or FLAC); compressed camera video (MJPEG, H.264) is copied as it comes; raw video is
 //! encoded with libx264 at low-CPU settings. Packets meet in one muxer that flushes after every
 //! packet and closes a Matroska cluster every second, so a process killed at any moment leaves a
-//! file that plays up to about its last second. While recording, the file is `ID.mkv.part`; it
-//! is renamed to `ID.mkv`, and its sidecar written, only when the recording ends cleanly.
+//! file that plays up to about its last second. While recording, the file is `ID.mkv.part`,
+//! locked by the recording process; it is renamed to `ID.mkv` when the recording ends. The
+//! sidecar (0600: it holds personal data) is written when recording starts and completed at
+//! the end. A `.part` no live process holds is a killed recording: [`recover`] completes it,
+//! flagged `interrupted`; the next capture and `callrec-seal` do so.
 
-use std::path::PathBuf;
+use std::fs::OpenOptions;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use chrono::{DateTime, Local};
+use chrono::{DateTime, Local, Utc};
 use ffmpeg_next as ff;
 
 use crate::fsutil::{self, PathContext, PathError};
@@ -558,7 +563,7 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
     let start: DateTime<Local> = Local::now();
     let id = RecordId::new_random(start.to_utc());
     let media = opts.out_dir.join(format!("{id}.mkv"));
-    let part = opts.out_dir.join(format!("{id}.mkv.part"));
+    let part = opts.out_dir.join(format!("{id}{PART_SUFFIX}"));
 
     let audio_in = opts
         .audio
@@ -570,7 +575,22 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         .as_ref()
         .map(|s| open_source("video", s))
         .transpose()?;
-    let mut output = setup("the output file", ff::format::output_as(&part, "matroska"))?;
+    // The `.part` file is created here, 0600 (a voice is personal data), and locked for as
+    // long as this process lives: a `.part` nobody holds is a killed recording ([`recover`]).
+    let part_lock = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&part)
+        .at("cannot create", &part)?;
+    part_lock.lock().at("cannot lock", &part)?;
+    let mut output = match ff::format::output_as(&part, "matroska") {
+        Ok(output) => output,
+        Err(e) => {
+            let _ = std::fs::remove_file(&part);
+            return Err(CaptureError::Setup("the output file".into(), e));
+        }
+    };
     // Until recording starts, a failure leaves no file behind; once it has, a partial
     // recording is evidence and is kept.
     let prepared = (|| {
@@ -592,6 +612,17 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         )?;
         Ok(tracks)
     })();
+    // The sidecar is written as soon as recording starts, so a killed capture still leaves
+    // the number, the phone and the start time; it is completed at the end.
+    let sidecar = sidecar_path(&media);
+    let mut record = Record::new(id);
+    record.phone.number = opts.number.clone();
+    record.phone.device = opts.device.clone();
+    record.times.call_start = Some(start.fixed_offset());
+    let prepared = prepared.and_then(|tracks| {
+        fsutil::write_atomic(&sidecar, &record.to_json(), true).at("cannot write", &sidecar)?;
+        Ok(tracks)
+    });
     let tracks = match prepared {
         Ok(tracks) => tracks,
         Err(e) => {
@@ -676,21 +707,102 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         health.push("duration-drift".to_string());
     }
 
-    std::fs::rename(&part, &media).at("cannot rename", &part)?;
-    let size = std::fs::metadata(&media).at("cannot read", &media)?.len();
-    let mut record = Record::new(id);
-    record.phone.number = opts.number.clone();
-    record.phone.device = opts.device.clone();
-    record.times.call_start = Some(start.fixed_offset());
-    record.times.call_end = Some(end_time.fixed_offset());
-    let mut info = media::probe(&media, size);
-    info.health = Some(health);
-    record.media = Some(info);
-    let sidecar = sidecar_path(&media);
-    fsutil::write_atomic(&sidecar, &record.to_json(), false).at("cannot write", &sidecar)?;
+    let record = finish(&part, &media, record, Some(end_time), health)?;
+    drop(part_lock);
     Ok(Captured {
         media,
         sidecar,
         record,
     })
+}
+
+/// Suffix of a recording in progress.
+pub const PART_SUFFIX: &str = ".mkv.part";
+
+/// Give a recording its final name and complete its sidecar: media facts, end, health. The
+/// sidecar is read again first, as the operator may have annotated it during the call.
+fn finish(
+    part: &Path,
+    media: &Path,
+    mut record: Record,
+    end: Option<DateTime<Local>>,
+    health: Vec<String>,
+) -> Result<Record, CaptureError> {
+    // A link, not a rename, so that an existing file of that name is never replaced.
+    std::fs::hard_link(part, media).at("cannot rename", part)?;
+    std::fs::remove_file(part).at("cannot remove", part)?;
+    fsutil::sync_dir(fsutil::parent_dir(media)).at("cannot sync", media)?;
+    let meta = std::fs::metadata(media).at("cannot read", media)?;
+    let sidecar = sidecar_path(media);
+    if let Some(current) = own_sidecar(media, &record.id) {
+        record = current;
+    }
+    let end = end.unwrap_or_else(|| meta.modified().map(DateTime::from).unwrap_or_else(|_| Local::now()));
+    record.times.call_end = Some(end.fixed_offset());
+    let mut info = media::probe(media, meta.len());
+    info.health = Some(health);
+    record.media = Some(info);
+    fsutil::write_atomic(&sidecar, &record.to_json(), true).at("cannot write", &sidecar)?;
+    Ok(record)
+}
+
+/// The sidecar of `media`, if it is there and is record `id`'s.
+fn own_sidecar(media: &Path, id: &RecordId) -> Option<Record> {
+    Record::load(&sidecar_path(media))
+        .ok()
+        .filter(|r| &r.id == id)
+}
+
+/// Complete a recording whose capture was killed: an `ID.mkv.part` that no live process holds
+/// becomes `ID.mkv`, playable up to about its last second, with its sidecar completed and the
+/// health flag `interrupted`. Returns `None` when a live capture holds it (or it is gone).
+pub fn recover(part: &Path) -> Result<Option<Captured>, CaptureError> {
+    let file = match OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(part)
+    {
+        Ok(file) => file,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(PathError {
+            action: "cannot open",
+            path: part.to_path_buf(),
+            source: e,
+        }
+        .into()),
+    };
+    if !file.metadata().at("cannot read", part)?.is_file() || file.try_lock().is_err() {
+        return Ok(None);
+    }
+    let name = part.file_name().unwrap_or_default().to_string_lossy();
+    let Some(stem) = name.strip_suffix(PART_SUFFIX) else {
+        return Ok(None);
+    };
+    let media = part.with_file_name(format!("{stem}.mkv"));
+    let id = RecordId::parse(stem).unwrap_or_else(|_| RecordId::new_random(Utc::now()));
+    let record = own_sidecar(&media, &id).unwrap_or_else(|| Record::new(id));
+    let mut health = record
+        .media
+        .as_ref()
+        .and_then(|m| m.health.clone())
+        .unwrap_or_default();
+    health.push("interrupted".to_string());
+    let record = finish(part, &media, record, None, health)?;
+    let sidecar = sidecar_path(&media);
+    Ok(Some(Captured {
+        media,
+        sidecar,
+        record,
+    }))
+}
+
+/// Recover every killed recording in `dir` and below it (see [`recover`]).
+pub fn recover_all(dir: &Path) -> Vec<Result<Captured, CaptureError>> {
+    walkdir::WalkDir::new(dir)
+        .sort_by_file_name()
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(PART_SUFFIX))
+        .filter_map(|e| recover(e.path()).transpose())
+        .collect()
 }

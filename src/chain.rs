@@ -6,13 +6,18 @@
 //! `chain.state` (JSON), changed only while holding an exclusive lock on `chain.lock`, and
 //! always replaced atomically.
 //!
-//! Crash safety: before a sealed file is renamed into place the state records it as *pending*
-//! (sequence, manifest hash, path). Whoever takes the lock next settles a pending entry: if the
-//! file is there with that manifest, the sequence was used; otherwise it was not, and is given
-//! again. So a crash at any moment leaves neither a gap nor a reused sequence.
+//! Crash safety: a sealed file is first written in full and fsynced under a hidden *stage*
+//! name in the output directory (`.callrec-<hash>.pending`). The state then records the seal
+//! as *pending* (sequence, manifest hash, final path, stage path), the stage is linked to the
+//! final name, the state is committed, and the stage is removed. Whoever takes the lock next
+//! settles a pending entry from the stage, not from the final name, which may since have been
+//! moved away (`callrec-push` moves sealed files to `sent/`): a complete stage is linked to the
+//! final name if it is not there (roll forward), and the sequence counts as used. Only when
+//! neither the stage nor the final file holds that manifest is the sequence given again. So a
+//! crash at any moment leaves neither a gap nor a reused sequence.
 
 use std::fs::{File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -48,6 +53,9 @@ struct Pending {
     sequence: u64,
     manifest_sha256: String,
     path: PathBuf,
+    /// The complete sealed file under its stage name (absent in states written before it).
+    #[serde(default)]
+    stage: Option<PathBuf>,
 }
 
 /// The place the next seal takes in the chain.
@@ -133,15 +141,14 @@ impl Chain {
     pub fn next(&self) -> Result<Link, ChainError> {
         let mut state = self.read()?;
         if let Some(pending) = state.pending.take() {
-            let landed = SealedFile::open(&pending.path)
-                .ok()
-                .and_then(|f| f.manifest_bytes().ok())
-                .is_some_and(|m| hex::encode(Manifest::sha256(&m)) == pending.manifest_sha256);
-            if landed {
+            if self.settle(&pending)? {
                 state.next_sequence = pending.sequence + 1;
                 state.previous = pending.manifest_sha256;
             }
             self.write(&state)?;
+            if let Some(stage) = &pending.stage {
+                remove_stage(stage)?;
+            }
         }
         Ok(Link {
             sequence: state.next_sequence,
@@ -149,14 +156,54 @@ impl Chain {
         })
     }
 
-    /// Record that the seal taking `link` is about to land at `path`.
+    /// Did the pending seal land? Rolls a complete stage forward to its final name.
+    fn settle(&self, pending: &Pending) -> Result<bool, ChainError> {
+        let holds_it = |path: &Path| {
+            SealedFile::open(path)
+                .ok()
+                .and_then(|f| f.manifest_bytes().ok())
+                .is_some_and(|m| hex::encode(Manifest::sha256(&m)) == pending.manifest_sha256)
+        };
+        if holds_it(&pending.path) {
+            return Ok(true);
+        }
+        let Some(stage) = pending.stage.as_deref().filter(|s| holds_it(s)) else {
+            return Ok(false);
+        };
+        // The stage is complete and durable. If it was linked before the crash its final name
+        // may have been moved or pushed since; link it again only if no other link remains
+        // (a copy already in `sent/` shares the inode).
+        let links = std::fs::metadata(stage).at("cannot read", stage)?.nlink();
+        if links > 1 {
+            return Ok(true);
+        }
+        match std::fs::hard_link(stage, &pending.path) {
+            Ok(()) => {
+                fsutil::sync_dir(fsutil::parent_dir(&pending.path))
+                    .at("cannot sync", &pending.path)?;
+                Ok(true)
+            }
+            // Another file took the name: this seal never landed.
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(source) => Err(PathError {
+                action: "cannot link",
+                path: pending.path.clone(),
+                source,
+            }
+            .into()),
+        }
+    }
+
+    /// Record that the seal taking `link`, complete at `stage`, is about to land at `path`.
     pub fn begin(
         &self,
         link: Link,
         manifest_sha256: [u8; 32],
         path: &Path,
+        stage: &Path,
     ) -> Result<(), ChainError> {
         let path = std::path::absolute(path).at("cannot resolve", path)?;
+        let stage = std::path::absolute(stage).at("cannot resolve", stage)?;
         self.write(&State {
             next_sequence: link.sequence,
             previous: hex::encode(link.previous),
@@ -164,25 +211,63 @@ impl Chain {
                 sequence: link.sequence,
                 manifest_sha256: hex::encode(manifest_sha256),
                 path,
+                stage: Some(stage),
             }),
         })
     }
 
-    /// Record that the seal taking `link` landed: the chain moves on.
-    pub fn commit(&self, link: Link, manifest_sha256: [u8; 32]) -> Result<(), ChainError> {
+    /// Record that the seal taking `link` landed: the chain moves on. The stage is removed.
+    pub fn commit(
+        &self,
+        link: Link,
+        manifest_sha256: [u8; 32],
+        stage: &Path,
+    ) -> Result<(), ChainError> {
         self.write(&State {
             next_sequence: link.sequence + 1,
             previous: hex::encode(manifest_sha256),
             pending: None,
-        })
+        })?;
+        remove_stage(stage)
     }
 
     /// Record that the seal taking `link` did not land: the place is free again.
-    pub fn abandon(&self, link: Link) -> Result<(), ChainError> {
+    pub fn abandon(&self, link: Link, stage: &Path) -> Result<(), ChainError> {
         self.write(&State {
             next_sequence: link.sequence,
             previous: hex::encode(link.previous),
             pending: None,
-        })
+        })?;
+        remove_stage(stage)
     }
+}
+
+/// The stage name of a sealed file about to land in `dir`: hidden, so no walk takes it, and
+/// not a temporary name, so no clean-up removes it; only the chain does.
+pub fn stage_path(dir: &Path, manifest_sha256: &[u8; 32]) -> PathBuf {
+    dir.join(format!(
+        "{}{}{STAGE_SUFFIX}",
+        fsutil::TEMP_PREFIX,
+        hex::encode(&manifest_sha256[..16])
+    ))
+}
+
+/// Suffix of a stage name.
+pub const STAGE_SUFFIX: &str = ".pending";
+
+/// Remove a stage and make the removal durable, so it cannot reappear after a power cut.
+fn remove_stage(stage: &Path) -> Result<(), ChainError> {
+    match std::fs::remove_file(stage) {
+        Ok(()) => fsutil::sync_dir(fsutil::parent_dir(stage)).at("cannot sync", stage)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(source) => {
+            return Err(PathError {
+                action: "cannot remove",
+                path: stage.to_path_buf(),
+                source,
+            }
+            .into())
+        }
+    }
+    Ok(())
 }

@@ -7,17 +7,19 @@
 
 use std::fs::{self, File};
 use std::io::{self, Seek, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::chain::{Chain, ChainError};
+use crate::chain::{self, Chain, ChainError};
+use crate::cli;
 use crate::format::{self, Cipher, Footer, Manifest};
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::{KeyError, SealKey, SubstitutionTable};
 use crate::media;
-use crate::record::{Record, RecordError, RecordFiles, RecordId};
+use crate::record::{sidecar_path, Correction, Record, RecordError, RecordFiles, RecordId};
 use crate::verify::{self, SealedFile, VerifyError};
 use crate::watermark::{self, WatermarkError, WatermarkOptions};
 
@@ -43,13 +45,17 @@ pub enum SealOutcome {
         output: PathBuf,
         record_id: RecordId,
         sequence: u64,
+        /// For a correction sealed because the sidecar changed after the record was sealed:
+        /// the earlier sealed file, which still holds the media.
+        corrects: Option<PathBuf>,
     },
-    /// The input is itself a sealed file; nothing was done.
+    /// The input is itself a sealed file, and verified; nothing was done.
     InputSealed { path: PathBuf },
-    /// The output already exists and seals this same record and media; nothing was done.
+    /// The output already exists and seals this same record, media and text; nothing was done.
     OutputExists {
         output: PathBuf,
-        record_id: RecordId,
+        /// As for `Sealed`: the earlier seal a correction corrects.
+        corrects: Option<PathBuf>,
     },
 }
 
@@ -59,6 +65,16 @@ impl SealOutcome {
         match self {
             SealOutcome::Sealed { output, .. } | SealOutcome::OutputExists { output, .. } => output,
             SealOutcome::InputSealed { path } => path,
+        }
+    }
+
+    /// The earlier sealed file a correction made by this outcome corrects.
+    pub fn corrects(&self) -> Option<&Path> {
+        match self {
+            SealOutcome::Sealed { corrects, .. } | SealOutcome::OutputExists { corrects, .. } => {
+                corrects.as_deref()
+            }
+            SealOutcome::InputSealed { .. } => None,
         }
     }
 }
@@ -75,6 +91,14 @@ pub enum SealError {
     Chain(#[from] ChainError),
     #[error("{0:?} is not a regular file")]
     NotAFile(PathBuf),
+    #[error("{path:?} ends like a sealed file but does not verify, so it was not taken as sealed")]
+    NotSealed {
+        path: PathBuf,
+        #[source]
+        source: VerifyError,
+    },
+    #[error("{path:?} is a recording still in progress (callrec-capture holds it)")]
+    InProgress { path: PathBuf },
     #[error("{path:?} changed while it was being sealed; nothing was written")]
     MediaChanged { path: PathBuf },
     #[error("sidecar {sidecar:?} describes a media file of {expected} bytes, but {media:?} has {actual}")]
@@ -144,20 +168,52 @@ fn encode_text(plain: &[u8], opts: &SealOptions) -> Result<Vec<u8>, SealError> {
     }
 }
 
-/// Does the sealed file at `output` seal this record with this media?
-/// The input's hash is the sealed media's, or, for watermarked video, the manifest's
-/// `source-sha256`.
-fn seals_same(output: &Path, record_id: &RecordId, source_sha256: &[u8; 32]) -> bool {
-    SealedFile::open(output)
-        .ok()
-        .and_then(|f| f.manifest_bytes().ok())
-        .and_then(|m| Manifest::parse(&m).ok())
-        .is_some_and(|m| {
-            &m.record_id == record_id
-                && (&m.media_sha256 == source_sha256
-                    || m.extra(SOURCE_SHA256) == Some(hex::encode(source_sha256).as_str()))
-        })
+/// How an existing sealed file compares with the input about to be sealed.
+enum Sameness {
+    /// Same record, same media, same text: nothing to do.
+    Same,
+    /// Same record and media, but the sidecar's text changed since: the earlier seal's
+    /// manifest hash, for a correction.
+    TextChanged { manifest_sha256: [u8; 32] },
+    /// Another record or other media.
+    Different,
 }
+
+/// Compare the sealed file at `output` with a record, its media's hash and its sidecar's MAC
+/// (`None` for bare media, which has no text to change). The media hash matches the sealed
+/// media's, or, for watermarked video, the manifest's `source-sha256`. A seal without a
+/// `sidecar-mac` (made before it existed) cannot show its text is the same, so it counts as
+/// changed: a needless correction is harmless, a dropped annotation is not.
+fn compare(
+    output: &Path,
+    record_id: &RecordId,
+    source_sha256: &[u8; 32],
+    mac: Option<&[u8; 32]>,
+) -> Sameness {
+    let Some((manifest, bytes)) = SealedFile::open(output)
+        .ok()
+        .and_then(|f| verify::manifest(&f).ok())
+    else {
+        return Sameness::Different;
+    };
+    let same_media = &manifest.media_sha256 == source_sha256
+        || manifest.extra(SOURCE_SHA256) == Some(hex::encode(source_sha256).as_str());
+    if &manifest.record_id != record_id || !same_media {
+        return Sameness::Different;
+    }
+    match mac {
+        Some(mac) if manifest.extra(SIDECAR_MAC) != Some(hex::encode(mac).as_str()) => {
+            Sameness::TextChanged {
+                manifest_sha256: Manifest::sha256(&bytes),
+            }
+        }
+        _ => Sameness::Same,
+    }
+}
+
+/// Manifest fact: HMAC-SHA256 of the sidecar's record under a key derived from the sealing
+/// key ([`SealKey::mac`]), so a later run knows whether the sidecar changed.
+pub const SIDECAR_MAC: &str = "sidecar-mac";
 
 /// Manifest fact naming the SHA-256 of the media a watermarked copy was made from.
 pub const SOURCE_SHA256: &str = "source-sha256";
@@ -166,17 +222,40 @@ pub const SOURCE_SHA256: &str = "source-sha256";
 pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutcome, SealError> {
     let files = RecordFiles::resolve(input);
     let media_path = &files.media;
-    if SealedFile::open(media_path).is_ok() {
+    if let Some(sealed) = removal_started(media_path)? {
+        // An earlier run verified the seal and was removing the source when it stopped.
+        remove_verified(&files, &sealed)?;
+        return Ok(SealOutcome::OutputExists {
+            output: sealed,
+            corrects: None,
+        });
+    }
+    if cli::is_working_file(media_path) && media_path.extension() == Some("part".as_ref()) {
+        return Err(SealError::InProgress {
+            path: media_path.clone(),
+        });
+    }
+    let source = fsutil::open_regular(media_path).map_err(|e| match e.kind() {
+        io::ErrorKind::InvalidInput => SealError::NotAFile(media_path.clone()),
+        _ => PathError {
+            action: "cannot open",
+            path: media_path.clone(),
+            source: e,
+        }
+        .into(),
+    })?;
+    let meta = source.metadata().at("cannot read", media_path)?;
+    if let Ok(sealed) = SealedFile::open(media_path) {
+        // Ending like a sealed file is not enough: it must verify.
+        check_sealed(&sealed, key).map_err(|source| SealError::NotSealed {
+            path: media_path.clone(),
+            source,
+        })?;
         return Ok(SealOutcome::InputSealed {
             path: media_path.clone(),
         });
     }
     let sidecar_record = files.sidecar.as_deref().map(Record::load).transpose()?;
-    let source = File::open(media_path).at("cannot open", media_path)?;
-    let meta = source.metadata().at("cannot read", media_path)?;
-    if !meta.is_file() {
-        return Err(SealError::NotAFile(media_path.clone()));
-    }
     if let (Some(record), Some(sidecar)) = (&sidecar_record, &files.sidecar) {
         if let Some(info) = record.media.as_ref().filter(|m| m.size != meta.len()) {
             return Err(SealError::SizeMismatch {
@@ -192,21 +271,50 @@ pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutco
         Some(dir) => dir.join(sealed_name(media_path)),
         None => media_path.with_file_name(sealed_name(media_path)),
     };
+    let mac = sidecar_record.as_ref().map(|r| key.mac(&r.to_json()));
     let source = Source {
         path: media_path,
         file: source,
         meta,
         record: sidecar_record,
+        mac,
     };
     let outcome = if output.exists() {
-        already_sealed(source, output)?
+        already_sealed(source, output, key, opts)?
     } else {
         write_sealed(source, output, key, opts)?
     };
     if opts.remove_source {
-        remove_source(&files, outcome.sealed_path(), key)?;
+        remove_source(&files, &outcome, key)?;
     }
     Ok(outcome)
+}
+
+/// An input that ends like a sealed file: the quick checks and the manifest, and the
+/// signature and media hash too when it was sealed with this key.
+fn check_sealed(sealed: &SealedFile, key: &SealKey) -> Result<(), VerifyError> {
+    let (manifest, _) = verify::manifest(sealed)?;
+    if manifest.key_id == key.key_id {
+        verify::full(sealed, &key.trusted(), None)?;
+    }
+    Ok(())
+}
+
+/// Before a run: settle the key's chain (a seal a crash left pending is rolled forward or
+/// freed; a damaged state stops the run) and remove the temporary files killed runs left in
+/// the output directories `dirs`. Returns the files removed and the bytes freed.
+pub fn prepare<'a>(
+    key: &SealKey,
+    dirs: impl IntoIterator<Item = &'a PathBuf>,
+) -> Result<(Vec<PathBuf>, u64), SealError> {
+    Chain::lock(&key.dir)?.next()?;
+    let (mut removed, mut freed) = (Vec::new(), 0);
+    for dir in dirs.into_iter().filter(|d| d.is_dir()) {
+        let (paths, bytes) = fsutil::remove_stale_temps(dir).at("cannot clean up", dir)?;
+        removed.extend(paths);
+        freed += bytes;
+    }
+    Ok((removed, freed))
 }
 
 /// The input being sealed.
@@ -216,21 +324,83 @@ struct Source<'a> {
     meta: fs::Metadata,
     /// From the sidecar, if there is one.
     record: Option<Record>,
+    /// [`SealKey::mac`] of the sidecar's record, if there is one.
+    mac: Option<[u8; 32]>,
 }
 
-/// The output exists: it is this record already sealed (a re-run), or a conflict.
-fn already_sealed(source: Source, output: PathBuf) -> Result<SealOutcome, SealError> {
+/// The output exists: it is this record already sealed (a re-run), the same record whose
+/// sidecar changed since (sealed again as a correction of the earlier seal), or a conflict.
+fn already_sealed(
+    source: Source,
+    output: PathBuf,
+    key: &SealKey,
+    opts: &SealOptions,
+) -> Result<SealOutcome, SealError> {
     let (media_sha256, _) =
         fsutil::copy_hashing(&source.file, io::sink()).at("cannot read", source.path)?;
-    let record_id = match source.record {
-        Some(record) => record.id,
+    let record_id = match &source.record {
+        Some(record) => record.id.clone(),
         None => RecordId::for_bare_media(&source.meta, &media_sha256),
     };
-    if seals_same(&output, &record_id, &media_sha256) {
-        Ok(SealOutcome::OutputExists { output, record_id })
-    } else {
-        Err(SealError::Conflict { output })
+    let manifest_sha256 = match compare(&output, &record_id, &media_sha256, source.mac.as_ref()) {
+        Sameness::Same => {
+            return Ok(SealOutcome::OutputExists {
+                output,
+                corrects: None,
+            })
+        }
+        Sameness::Different => return Err(SealError::Conflict { output }),
+        Sameness::TextChanged { manifest_sha256 } => manifest_sha256,
+    };
+    // The correction's name comes from the new text's MAC, so a re-run finds it.
+    let (Some(mut record), Some(mac)) = (source.record, source.mac) else {
+        unreachable!("a text change needs a sidecar");
+    };
+    let correction = correction_path(&output, &mac);
+    if correction.exists() {
+        let same = SealedFile::open(&correction)
+            .ok()
+            .and_then(|f| verify::manifest(&f).ok())
+            .is_some_and(|(m, _)| m.extra(SIDECAR_MAC) == Some(hex::encode(mac).as_str()));
+        return match same {
+            true => Ok(SealOutcome::OutputExists {
+                output: correction,
+                corrects: Some(output),
+            }),
+            false => Err(SealError::Conflict { output: correction }),
+        };
     }
+    record.corrects = Some(Correction {
+        record_id,
+        manifest_sha256: hex::encode(manifest_sha256),
+    });
+    record.id = RecordId::new_random(Utc::now());
+    record.media = None;
+    let source = Source {
+        record: Some(record),
+        ..source
+    };
+    match write_sealed(source, correction, key, opts)? {
+        SealOutcome::Sealed {
+            output: sealed,
+            record_id,
+            sequence,
+            ..
+        } => Ok(SealOutcome::Sealed {
+            output: sealed,
+            record_id,
+            sequence,
+            corrects: Some(output),
+        }),
+        other => Ok(other),
+    }
+}
+
+/// `DIR/STEM.MAC16.sealed.correction` beside the sealed file `DIR/STEM.sealed[.EXT]`.
+fn correction_path(sealed: &Path, mac: &[u8; 32]) -> PathBuf {
+    let name = sealed.file_name().unwrap_or_default().to_string_lossy();
+    let stem = name.split(".sealed").next().unwrap_or(&name);
+    sealed.with_file_name(format!("{stem}.{}.sealed.correction", hex::encode(&mac[..8])))
 }
 
 fn write_sealed(
@@ -264,7 +434,9 @@ fn write_sealed(
         Some(record) => record,
         None => Record::new(RecordId::for_bare_media(&source.meta, &hash_source()?)),
     };
-    if record.media.is_none() {
+    // A correction holds no media of its own: the record it corrects holds it.
+    let correction = record.corrects.is_some();
+    if record.media.is_none() && !correction {
         record.media = Some(media::probe(media_path, source.meta.len()));
     }
     // The media part: the watermarked video, or the media exactly as it is.
@@ -283,6 +455,11 @@ fn write_sealed(
                 .seek(io::SeekFrom::End(0))
                 .at("cannot write", temp.path())?;
             (sha, len, Some(source_sha256))
+        }
+        None if correction => {
+            let (sha, len) = fsutil::copy_hashing(io::empty(), &mut temp)
+                .at("cannot write", temp.path())?;
+            (sha, len, None)
         }
         None => {
             let (source_file, expected) = (&source.file, source.meta.len());
@@ -333,6 +510,9 @@ fn write_sealed(
         };
         extra.push(("health".to_string(), flags));
     }
+    if let Some(mac) = source.mac {
+        extra.push((SIDECAR_MAC.to_string(), hex::encode(mac)));
+    }
     if let Some(original) = &record.corrects {
         extra.push((
             "corrects".to_string(),
@@ -371,11 +551,17 @@ fn write_sealed(
         temp.write_all(part).at("cannot write", temp.path())?;
     }
     let manifest_sha256 = Manifest::sha256(&manifest_bytes);
-    chain.begin(link, manifest_sha256, &output)?;
-    match fsutil::persist_noclobber(temp, &output) {
-        Ok(()) => chain.commit(link, manifest_sha256)?,
+    // Complete and durable under the stage name first, so a crash from here on can be rolled
+    // forward by the chain whatever happens to the final name later (see `chain`).
+    let stage = chain::stage_path(out_dir, &manifest_sha256);
+    fsutil::persist(temp, &stage).at("cannot write", &stage)?;
+    chain.begin(link, manifest_sha256, &output, &stage)?;
+    let linked = std::fs::hard_link(&stage, &output)
+        .and_then(|()| fsutil::sync_dir(out_dir));
+    match linked {
+        Ok(()) => chain.commit(link, manifest_sha256, &stage)?,
         Err(e) => {
-            chain.abandon(link)?;
+            chain.abandon(link, &stage)?;
             return Err(match e.kind() {
                 io::ErrorKind::AlreadyExists => SealError::Conflict { output },
                 _ => PathError {
@@ -391,27 +577,105 @@ fn write_sealed(
         output,
         record_id: record.id,
         sequence: link.sequence,
+        corrects: None,
     })
 }
 
-/// Remove the media and sidecar, but only once `sealed` passes a full verification.
-fn remove_source(files: &RecordFiles, sealed: &Path, key: &SealKey) -> Result<(), SealError> {
+/// Remove the media and sidecar, but only once every sealed file holding them (the seal, and
+/// for a correction also the earlier seal holding the media) passes a full verification.
+fn remove_source(files: &RecordFiles, outcome: &SealOutcome, key: &SealKey) -> Result<(), SealError> {
+    let sealed = outcome.sealed_path();
     if sealed == files.media {
         return Ok(()); // the input was the sealed file itself
     }
-    let unverified = |source| SealError::Unverified {
-        output: sealed.to_path_buf(),
-        source,
-    };
-    let file = SealedFile::open(sealed).map_err(unverified)?;
-    verify::full(&file, &key.trusted(), None).map_err(unverified)?;
-    // Media first: a crash in between leaves a sidecar without media, never media that a
-    // later run would seal again under a bare-media record.
-    fs::remove_file(&files.media).at("cannot remove", &files.media)?;
-    if let Some(sidecar) = &files.sidecar {
-        fs::remove_file(sidecar).at("cannot remove", sidecar)?;
+    for path in std::iter::once(sealed).chain(outcome.corrects()) {
+        let unverified = |source| SealError::Unverified {
+            output: path.to_path_buf(),
+            source,
+        };
+        let file = SealedFile::open(path).map_err(unverified)?;
+        verify::full(&file, &key.trusted(), None).map_err(unverified)?;
     }
+    remove_verified(files, sealed)
+}
+
+/// Remove a record's media and sidecar once `sealed` has verified. A durable marker
+/// (`.callrec-NAME.removing`, naming the sealed file) is written first, so a crash half-way
+/// never leaves media without its sidecar for a later run to seal again as a bare record, nor
+/// a sidecar without media for ever: whoever finds the marker finishes the removal.
+fn remove_verified(files: &RecordFiles, sealed: &Path) -> Result<(), SealError> {
+    let marker = removal_marker(&files.media);
+    fsutil::write_atomic(&marker, sealed.as_os_str().as_encoded_bytes(), false)
+        .at("cannot write", &marker)?;
+    let sidecar = files.sidecar.clone().unwrap_or_else(|| sidecar_path(&files.media));
+    for path in [&sidecar, &files.media, &marker] {
+        match fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(PathError {
+                action: "cannot remove",
+                path: path.clone(),
+                source: e,
+            }
+            .into()),
+        }
+    }
+    let dir = fsutil::parent_dir(&files.media);
+    fsutil::sync_dir(dir).at("cannot sync", dir)?;
     Ok(())
+}
+
+/// The removal marker of a media file: `DIR/.callrec-NAME.removing`.
+fn removal_marker(media: &Path) -> PathBuf {
+    let mut name = std::ffi::OsString::from(fsutil::TEMP_PREFIX);
+    name.push(media.file_name().unwrap_or_default());
+    name.push(REMOVING_SUFFIX);
+    media.with_file_name(name)
+}
+
+const REMOVING_SUFFIX: &str = ".removing";
+
+/// The sealed file an interrupted removal of `media` named, if one was under way.
+fn removal_started(media: &Path) -> Result<Option<PathBuf>, SealError> {
+    let marker = removal_marker(media);
+    match fs::read(&marker) {
+        Ok(bytes) => Ok(Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(PathError {
+            action: "cannot read",
+            path: marker,
+            source: e,
+        }
+        .into()),
+    }
+}
+
+/// Finish the removals killed runs left under `dir`: a marker whose media is still there
+/// (the media and sidecar go), or whose media is gone (its sidecar, if any, goes). Returns the
+/// media paths whose removal was finished.
+pub fn finish_removals(dir: &Path) -> Result<Vec<PathBuf>, SealError> {
+    let mut finished = Vec::new();
+    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+        let name = entry.file_name().as_encoded_bytes();
+        let Some(media_name) = name
+            .strip_prefix(fsutil::TEMP_PREFIX.as_bytes())
+            .and_then(|n| n.strip_suffix(REMOVING_SUFFIX.as_bytes()))
+        else {
+            continue;
+        };
+        let media = entry
+            .path()
+            .with_file_name(std::ffi::OsStr::from_bytes(media_name));
+        if let Some(sealed) = removal_started(&media)? {
+            let files = RecordFiles {
+                sidecar: Some(sidecar_path(&media)),
+                media: media.clone(),
+            };
+            remove_verified(&files, &sealed)?;
+            finished.push(media);
+        }
+    }
+    Ok(finished)
 }
 
 fn truncate_to_seconds(t: DateTime<Utc>) -> DateTime<Utc> {

@@ -8,7 +8,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -96,9 +95,10 @@ pub struct SealedFile {
 }
 
 impl SealedFile {
-    /// Open a file and parse its footer.
+    /// Open a file and parse its footer. Anything but a regular file (a named pipe, a device)
+    /// is refused at once rather than read.
     pub fn open(path: &Path) -> Result<SealedFile, VerifyError> {
-        let file = File::open(path).at("cannot open", path)?;
+        let file = fsutil::open_regular(path).at("cannot open", path)?;
         let len = file.metadata().at("cannot read", path)?.len();
         SealedFile::from_source(path, Box::new(file), len)
     }

@@ -232,6 +232,7 @@ pub enum SealLine {
         output: String,
         record_id: String,
         sequence: u64,
+        corrects: Option<String>,
     },
     AlreadySealed {
         input: String,

@@ -47,7 +47,7 @@ fn every_single_bit_flip_is_caught() {
         for bit in 0..8 {
             let mut bad = good.clone();
             bad[offset] ^= 1 << bit;
-            fs::write(t.join(format!("flips/{offset:05}-{bit}")), bad).unwrap();
+            fs::write(t.join(format!("flips/{offset:05}-{bit}.sealed")), bad).unwrap();
         }
     }
     let results = verdicts(&t, &keys, "flips");
@@ -65,7 +65,7 @@ fn truncation_and_appended_bytes_are_caught() {
     let good = fs::read(&sealed).unwrap();
     fs::create_dir(t.join("cut")).unwrap();
     for len in 0..good.len() {
-        fs::write(t.join(format!("cut/{len:05}")), &good[..len]).unwrap();
+        fs::write(t.join(format!("cut/{len:05}.sealed")), &good[..len]).unwrap();
     }
     let footer = good[good.len() - 40..].to_vec();
     for (name, extra) in [
@@ -76,7 +76,7 @@ fn truncation_and_appended_bytes_are_caught() {
     ] {
         let mut bad = good.clone();
         bad.extend_from_slice(&extra);
-        fs::write(t.join(format!("cut/append-{name}")), bad).unwrap();
+        fs::write(t.join(format!("cut/append-{name}.sealed")), bad).unwrap();
     }
     let results = verdicts(&t, &keys, "cut");
     assert_eq!(results.len(), good.len() + 4);
@@ -114,24 +114,24 @@ fn transplanted_text_block_or_trailer_is_caught() {
 
     let mut text_swap = a.clone();
     text_swap[pa.text.clone()].copy_from_slice(&b[pb.text.clone()]);
-    t.write("swap/text", &text_swap);
+    t.write("swap/text.sealed", &text_swap);
     // The whole tail (text, manifest, signature, footer) of b on a's media.
     let mut tail_swap = a[..pa.media_len].to_vec();
     tail_swap.extend_from_slice(&b[pb.media_len..]);
-    t.write("swap/tail", &tail_swap);
+    t.write("swap/tail.sealed", &tail_swap);
     // Only the seal (manifest, signature, footer) of b.
     let mut seal_swap = a[..pa.manifest.start].to_vec();
     seal_swap.extend_from_slice(&b[pb.manifest.start..]);
-    t.write("swap/seal", &seal_swap);
+    t.write("swap/seal.sealed", &seal_swap);
     let mut footer_swap = a.clone();
     footer_swap[pa.footer.clone()].copy_from_slice(&b[pb.footer.clone()]);
-    t.write("swap/footer", &footer_swap);
+    t.write("swap/footer.sealed", &footer_swap);
 
     let results = verdicts(&t, &keys, "swap");
     assert_eq!(results.len(), 4);
     for (path, status, check) in &results {
         assert_eq!(status, "failed", "{path} was not caught");
-        if path.ends_with("text") {
+        if path.ends_with("text.sealed") {
             assert_eq!(check.as_deref(), Some("text-sha256"));
         }
     }

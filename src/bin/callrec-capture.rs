@@ -120,8 +120,17 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
         return list(args.json);
     }
     let out_dir = args.output_dir.clone().expect("clap requires --output-dir");
-    if !out_dir.is_dir() {
-        bail!("output directory {out_dir:?} does not exist");
+    std::fs::create_dir_all(&out_dir)
+        .with_context(|| format!("cannot create output directory {out_dir:?}"))?;
+    // A recording a killed capture left is completed before anything else.
+    for recovered in capture::recover_all(&out_dir) {
+        match recovered {
+            Ok(c) => eprintln!(
+                "{PROG}: {:?}: completed a recording that was interrupted",
+                c.media
+            ),
+            Err(e) => eprintln!("{PROG}: warning: {}", cli::error_chain(&e)),
+        }
     }
     let parse = |s: &Option<String>| {
         s.as_deref()
@@ -169,7 +178,9 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
             .duration
             .map(|s| {
                 Duration::try_from_secs_f64(s)
-                    .map_err(|_| anyhow::anyhow!("--duration: give seconds"))
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| anyhow::anyhow!("--duration: give a number of seconds above 0"))
             })
             .transpose()?,
         out_dir,

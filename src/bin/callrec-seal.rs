@@ -12,6 +12,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 
 use callrec::args::{CipherArg, SealArgs, SealCommand};
+use callrec::capture;
 use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey, TextKey};
@@ -29,6 +30,9 @@ enum Wire<'a> {
         output: WirePath,
         record_id: &'a str,
         sequence: u64,
+        /// A correction sealed because the sidecar changed: the earlier seal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        corrects: Option<WirePath>,
     },
     AlreadySealed {
         input: WirePath,
@@ -75,9 +79,38 @@ fn run(args: SealArgs) -> anyhow::Result<u8> {
         format!("cannot use key directory {key_dir:?} (create one with: {PROG} keygen -o DIR)")
     })?;
     let options = seal_options(&args, &key_dir)?;
-    let inputs = cli::expand_dirs(cli::input_paths(&args.inputs, args.null)?)?;
-    if inputs.is_empty() {
+    let given = cli::input_paths(&args.inputs, args.null)?;
+    if given.is_empty() {
         bail!("no input: name media files or directories, or pipe a list of paths on stdin");
+    }
+    // What killed runs left in the directories given is finished first: removals of sealed
+    // sources, and recordings a killed capture left.
+    for dir in given.iter().filter(|p| p.is_dir()) {
+        for media in seal::finish_removals(dir)? {
+            eprintln!("{PROG}: {media:?}: finished removing a sealed source");
+        }
+        for recovered in capture::recover_all(dir) {
+            match recovered {
+                Ok(c) => eprintln!("{PROG}: {:?}: completed an interrupted recording", c.media),
+                Err(e) => eprintln!("{PROG}: warning: {}", cli::error_chain(&e)),
+            }
+        }
+    }
+    let inputs = cli::expand_dirs(given, cli::Walk::Recordings)?;
+    // Settle the chain (a seal a crash left pending) and clear what killed runs left behind.
+    let out_dirs: std::collections::BTreeSet<PathBuf> = match &options.out_dir {
+        Some(dir) => [dir.clone()].into(),
+        None => inputs
+            .iter()
+            .map(|p| callrec::fsutil::parent_dir(p).to_path_buf())
+            .collect(),
+    };
+    let (removed, freed) = seal::prepare(&key, out_dirs.iter())?;
+    if !removed.is_empty() {
+        eprintln!(
+            "{PROG}: removed {} temporary file(s) ({freed} bytes) left by killed runs",
+            removed.len()
+        );
     }
 
     let jobs = args.jobs.unwrap_or(0);
@@ -154,9 +187,8 @@ fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> 
         }
     }
     if let Some(dir) = &options.out_dir {
-        if !dir.is_dir() {
-            bail!("output directory {dir:?} does not exist");
-        }
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("cannot create output directory {dir:?}"))?;
     }
     match args.cipher {
         CipherArg::Table => {
@@ -203,6 +235,11 @@ fn report(
                     eprintln!("{PROG}: {input:?} is already sealed as {output:?}")
                 }
             }
+            if let (SealOutcome::Sealed { .. }, Some(earlier)) = (outcome, outcome.corrects()) {
+                eprintln!(
+                    "{PROG}: {input:?}: the sidecar changed after {earlier:?} was sealed; sealed the new text as a correction of it"
+                );
+            }
             if !args.json {
                 emit(stdout, &cli::path_line(output, args.null));
                 return;
@@ -217,6 +254,7 @@ fn report(
                     output: output.into(),
                     record_id: record_id.as_str(),
                     sequence: *sequence,
+                    corrects: outcome.corrects().map(WirePath::from),
                 },
                 _ => Wire::AlreadySealed {
                     input: wire_input,

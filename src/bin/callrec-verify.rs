@@ -212,7 +212,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
 }
 
 fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
-    let files = cli::expand_dirs(cli::input_paths(&args.files, args.null)?)?;
+    let files = cli::expand_dirs(cli::input_paths(&args.files, args.null)?, cli::Walk::Sealed)?;
     if files.is_empty() {
         bail!("no input: name sealed files or directories, or pipe a list of paths on stdin");
     }
