@@ -2,12 +2,20 @@
 //! one interface (`object_store`), so both behave alike. Records are pushed to it and read
 //! back from it (listed, ranged reads of their seals, fetched whole).
 //!
-//! Archive keys are `[PREFIX/]YYYY/MM/DD/RECORD-ID.sealed.EXT`, from the signed manifest (the
-//! sealing date in UTC and the record id, which is restricted to `[A-Za-z0-9_-]`), so no record
-//! can name a key outside its prefix. An existing key is never overwritten: if it holds the
-//! same seal the record is already archived, otherwise it is a conflict and nothing changes.
-//! After an upload the object's seal is read back (a ranged read of its manifest, signature
-//! and footer; all of it with full verification) before the record counts as done.
+//! Archive keys are `[PREFIX/]YYYY/MM/DD/RECORD-ID.HASH.sealed.EXT`, from the signed manifest
+//! (the sealing date in UTC and the record id, which is restricted to `[A-Za-z0-9_-]`, so no
+//! record can name a key outside its prefix) and `HASH`, the first 16 hex digits of the
+//! manifest's SHA-256. Two different seals of one record (a correction, a record sealed again)
+//! therefore never share a key, and two pushes racing for one key can only be pushing the same
+//! seal: no store has to honour conditional writes (Garage ignores `If-None-Match`). An
+//! existing key is never overwritten: if it holds the same seal the record is already
+//! archived, otherwise it is a conflict and nothing changes. After an upload the object's seal
+//! is read back (a ranged read of its manifest, signature and footer; all of it with full
+//! verification) before the record counts as done.
+//!
+//! A directory archive is written by callrec itself: a locked temporary file in the key's
+//! directory, fsynced, linked into place only if the key is free, then the file and every
+//! directory up to the archive's root fsynced before the record counts as done.
 //!
 //! S3 Object Lock (retention and legal hold) is set through the AWS SDK, which speaks those
 //! parts of the protocol, right after the upload and before the record counts as done; it is
@@ -16,7 +24,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -206,8 +214,11 @@ pub struct Archive {
     retention: Option<Retention>,
     /// Keys listed in the archive, per directory (listed once per run, on first use).
     listing: std::sync::Mutex<HashMap<String, Arc<HashSet<String>>>>,
-    /// Keys this run has pushed or is pushing.
-    claimed: std::sync::Mutex<HashSet<String>>,
+    /// Keys this run has claimed, each with a lock held while one of its files is pushed (a
+    /// second file of the same key waits, then finds it archived) and whether it was tried.
+    claims: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<bool>>>>,
+    /// Directories of a directory archive whose entry in their parent this run has fsynced.
+    synced: std::sync::Mutex<HashSet<PathBuf>>,
     /// Uploads in flight at once (`-j`); read-backs and checks run beside them, as rclone's
     /// checkers run beside its transfers.
     uploads: tokio::sync::Semaphore,
@@ -236,7 +247,11 @@ impl Archive {
             .map_err(|e| PushError::Setup(e.to_string()))?;
         let (store, prefix, s3): (Arc<dyn ObjectStore>, String, _) = match target {
             Target::Dir(dir) => {
-                std::fs::create_dir_all(dir).at("cannot create", dir)?;
+                if !dir.is_dir() {
+                    std::fs::create_dir_all(dir).at("cannot create", dir)?;
+                    let parent = fsutil::parent_dir(dir);
+                    fsutil::sync_dir(parent).at("cannot sync", parent)?;
+                }
                 let store = object_store::local::LocalFileSystem::new_with_prefix(dir)
                     .map_err(|e| PushError::Setup(e.to_string()))?;
                 (Arc::new(store), String::new(), None)
@@ -262,13 +277,15 @@ impl Archive {
             s3,
             retention,
             listing: Default::default(),
-            claimed: Default::default(),
+            claims: Default::default(),
+            synced: Default::default(),
             uploads: tokio::sync::Semaphore::new(jobs.max(1)),
         })
     }
 
     /// Whether the archive listed `key`: one listing per directory of keys (a day), so a
-    /// batch costs one request per day instead of one per record.
+    /// batch costs one request per day instead of one per record. In a directory archive,
+    /// what killed pushes left in that directory is removed first ([`remove_leftovers`]).
     async fn listed(&self, key: &str) -> Result<bool, PushError> {
         let dir = key.rsplit_once('/').map_or("", |(dir, _)| dir);
         let cached = self
@@ -280,6 +297,9 @@ impl Archive {
         let keys = match cached {
             Some(keys) => keys,
             None => {
+                if let Target::Dir(root) = &self.target {
+                    remove_leftovers(&root.join(dir));
+                }
                 let prefix = object_store::path::Path::from(dir);
                 let listing = self.store.list_with_delimiter(Some(&prefix)).await?;
                 let keys: Arc<HashSet<String>> = Arc::new(
@@ -374,8 +394,9 @@ impl Archive {
         })
     }
 
-    /// The archive key of a sealed file.
-    pub fn key(&self, manifest: &Manifest, file_name: &str) -> String {
+    /// The archive key of a sealed file: its sealing day, record id and the first 16 hex
+    /// digits of its manifest's SHA-256 (see the module documentation).
+    pub fn key(&self, manifest: &Manifest, manifest_sha256: &[u8; 32], file_name: &str) -> String {
         let ext = file_name
             .rsplit_once('.')
             .map(|(_, e)| e)
@@ -385,11 +406,12 @@ impl Archive {
             .unwrap_or("bin");
         let date = manifest.sealed_at;
         let key = format!(
-            "{:04}/{:02}/{:02}/{}.sealed.{ext}",
+            "{:04}/{:02}/{:02}/{}.{}.sealed.{ext}",
             date.year(),
             date.month(),
             date.day(),
-            manifest.record_id
+            manifest.record_id,
+            &hex::encode(manifest_sha256)[..16],
         );
         if self.prefix.is_empty() {
             key
@@ -400,14 +422,18 @@ impl Archive {
 
     /// Push one sealed file: upload unless the same seal is archived already, then read it back.
     /// With `trusted` keys the file is fully verified first; otherwise the quick checks guard
-    /// against pushing something that is not a seal at all.
+    /// against pushing something that is not a seal at all. Only a regular file is read (a
+    /// named pipe is refused, not waited on), and the bytes checked are the bytes sent.
     pub fn push(
         &self,
         path: &Path,
         trusted: Option<&TrustedKeys>,
         verify_full: bool,
     ) -> Result<Receipt, PushError> {
-        let sealed = SealedFile::open(path)?;
+        let file = fsutil::open_regular(path).at("cannot open", path)?;
+        let size = file.metadata().at("cannot read", path)?.len();
+        let source = file.try_clone().at("cannot open", path)?;
+        let sealed = SealedFile::from_source(path, Box::new(source), size)?;
         let (manifest, manifest_sha256) = match trusted {
             Some(keys) => {
                 let verified = verify::full(&sealed, keys, None)?;
@@ -419,65 +445,71 @@ impl Archive {
             }
         };
         let tail = sealed.tail()?;
+        let local = Local {
+            path,
+            file: &file,
+            size,
+            tail: &tail,
+        };
         self.runtime
-            .block_on(self.push_async(path, &manifest, manifest_sha256, &tail, verify_full))
+            .block_on(self.push_async(&local, &manifest, manifest_sha256, verify_full))
     }
 
-    /// Push a checked sealed file; `tail` is its manifest, signature and footer.
+    /// Push a checked sealed file.
     async fn push_async(
         &self,
-        path: &Path,
+        local: &Local<'_>,
         manifest: &Manifest,
         manifest_sha256: [u8; 32],
-        tail: &[u8],
         verify_full: bool,
     ) -> Result<Receipt, PushError> {
-        let file = File::open(path).at("cannot open", path)?;
-        let size = file.metadata().at("cannot read", path)?.len();
-        let name = path
+        let name = local
+            .path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let key = self.key(manifest, &name);
+        let key = self.key(manifest, &manifest_sha256, &name);
         let location = object_store::path::Path::from(key.as_str());
 
-        // A key this run has already claimed, or that the archive listed, exists: never
-        // upload over it (Garage, for one, ignores If-None-Match).
-        let first_claim = self
-            .claimed
+        // A key is uploaded at most once a run, and never over what the archive listed (Garage,
+        // for one, ignores If-None-Match). A second file of the same key waits for the first.
+        let claim = self
+            .claims
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(key.clone());
-        let mut status = "uploaded";
-        let (sha256, etag, version) = if first_claim && !self.listed(&key).await? {
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        let mut tried = claim.lock().await;
+        let first_try = !std::mem::replace(&mut *tried, true);
+        let uploaded = if first_try && !self.listed(&key).await? {
             let _slot = self.uploads.acquire().await.expect("never closed");
-            self.upload(path, &file, size, &location).await?
+            match self.upload(local, &key, &location).await {
+                Ok(uploaded) => Some(uploaded),
+                // Another push (a second spool, a second process) may have stored this very
+                // seal meanwhile: a directory refuses to link over it, Garage drops the
+                // multipart upload it replaced (NoSuchUpload). An archive that now holds
+                // exactly this seal has the record.
+                Err(e) => match self.holds(&location, local).await {
+                    Ok(Some(_)) => None,
+                    _ => return Err(e),
+                },
+            }
         } else {
-            status = "already-archived";
-            (file_sha256(path)?, None, None)
+            None
+        };
+        let (status, (sha256, etag, version)) = match uploaded {
+            Some(uploaded) => ("uploaded", uploaded),
+            None => ("already-archived", (local.sha256()?, None, None)),
         };
         // Read back, in one request: the object must be this size and end with this seal.
-        let options = object_store::GetOptions {
-            range: Some(object_store::GetRange::Suffix(tail.len() as u64)),
-            ..object_store::GetOptions::default()
-        };
-        let differs = || {
-            if status == "uploaded" {
-                PushError::Mismatch { key: key.clone() }
+        let Some(meta) = self.holds(&location, local).await? else {
+            return Err(if status == "uploaded" {
+                PushError::Mismatch { key }
             } else {
-                PushError::Conflict { key: key.clone() }
-            }
+                PushError::Conflict { key }
+            });
         };
-        let remote = match self.store.get_opts(&location, options).await {
-            Ok(remote) => remote,
-            Err(object_store::Error::NotFound { .. }) => return Err(differs()),
-            Err(e) => return Err(e.into()),
-        };
-        let meta = remote.meta.clone();
-        let remote_tail = remote.bytes().await?;
-        if meta.size != size || remote_tail[..] != tail[..] {
-            return Err(differs());
-        }
         if verify_full {
             let mut stream = self.store.get(&location).await?.into_stream();
             let mut hasher = Sha256::new();
@@ -487,6 +519,9 @@ impl Archive {
             if hex::encode(hasher.finalize()) != sha256 {
                 return Err(PushError::Mismatch { key });
             }
+        }
+        if let Some(archived) = self.target.local_path(&key)? {
+            self.make_durable(&archived)?;
         }
         let (etag, version) = (etag.or(meta.e_tag), version.or(meta.version));
         let (retention, retention_problem) = match &self.retention {
@@ -499,7 +534,7 @@ impl Archive {
         Ok(Receipt {
             key,
             record_id: manifest.record_id.to_string(),
-            size,
+            size: local.size,
             sha256,
             manifest_sha256: hex::encode(manifest_sha256),
             etag,
@@ -509,6 +544,47 @@ impl Archive {
             retention,
             retention_problem,
         })
+    }
+
+    /// The object at `location` if it is the local seal: this size, ending with this seal.
+    async fn holds(
+        &self,
+        location: &object_store::path::Path,
+        local: &Local<'_>,
+    ) -> Result<Option<object_store::ObjectMeta>, PushError> {
+        let options = object_store::GetOptions {
+            range: Some(object_store::GetRange::Suffix(local.tail.len() as u64)),
+            ..object_store::GetOptions::default()
+        };
+        let remote = match self.store.get_opts(location, options).await {
+            Ok(remote) => remote,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e.into()),
+        };
+        let meta = remote.meta.clone();
+        let remote_tail = remote.bytes().await?;
+        Ok((meta.size == local.size && remote_tail[..] == local.tail[..]).then_some(meta))
+    }
+
+    /// Make an archived file of a directory archive durable, whichever process wrote it: the
+    /// file, its directory, and (once a run) each directory's entry up to the archive's root.
+    fn make_durable(&self, path: &Path) -> Result<(), PathError> {
+        File::open(path)
+            .and_then(|f| f.sync_all())
+            .at("cannot sync", path)?;
+        let mut dir = fsutil::parent_dir(path);
+        fsutil::sync_dir(dir).at("cannot sync", dir)?;
+        let Target::Dir(root) = &self.target else {
+            return Ok(());
+        };
+        let mut synced = self.synced.lock().unwrap_or_else(|e| e.into_inner());
+        while dir.starts_with(root) && dir != root && !synced.contains(dir) {
+            let parent = fsutil::parent_dir(dir);
+            fsutil::sync_dir(parent).at("cannot sync", parent)?;
+            synced.insert(dir.to_path_buf());
+            dir = parent;
+        }
+        Ok(())
     }
 
     /// Set the Object Lock on an archived object and read it back. The outer error is a
@@ -627,15 +703,21 @@ impl Archive {
         })
     }
 
-    /// Upload a file: one conditional request when small, parts when large. A store that
-    /// honours conditional create refuses a racing writer; the read-back catches the others.
+    /// Upload a file: to a directory, through a locked temporary file linked into place only
+    /// if the key is free; to object storage in one conditional request when small, in parts
+    /// when large. A store that honours conditional create refuses a racing writer; the
+    /// read-back catches the others.
     async fn upload(
         &self,
-        path: &Path,
-        mut file: &File,
-        size: u64,
+        local: &Local<'_>,
+        key: &str,
         location: &object_store::path::Path,
     ) -> Result<(String, Option<String>, Option<String>), PushError> {
+        let (path, mut file, size) = (local.path, local.file, local.size);
+        file.seek(SeekFrom::Start(0)).at("cannot read", path)?;
+        if let Some(dest) = self.target.local_path(key)? {
+            return write_new(file, &dest, key).map(|sha256| (sha256, None, None));
+        }
         let mut hasher = Sha256::new();
         if size <= PART_SIZE as u64 {
             let mut bytes = Vec::with_capacity(size as usize);
@@ -653,7 +735,7 @@ impl Archive {
                 Ok(result) => result,
                 Err(object_store::Error::AlreadyExists { .. }) => {
                     return Err(PushError::Conflict {
-                        key: location.to_string(),
+                        key: key.to_string(),
                     })
                 }
                 Err(e) => return Err(e.into()),
@@ -799,19 +881,105 @@ impl fsutil::ReadAt for ObjectReader {
     }
 }
 
-fn file_sha256(path: &Path) -> Result<String, PathError> {
-    let file = File::open(path).at("cannot open", path)?;
-    let (sha, _) = fsutil::copy_hashing(file, std::io::sink()).at("cannot read", path)?;
-    Ok(hex::encode(sha))
+/// A checked sealed file being pushed: read through the handle it was checked through.
+struct Local<'a> {
+    path: &'a Path,
+    file: &'a File,
+    size: u64,
+    /// Its manifest, signature and footer.
+    tail: &'a [u8],
+}
+
+impl Local<'_> {
+    /// SHA-256 of the whole file.
+    fn sha256(&self) -> Result<String, PathError> {
+        let mut file = self.file;
+        file.seek(SeekFrom::Start(0)).at("cannot read", self.path)?;
+        let (sha, _) = fsutil::copy_hashing(file, std::io::sink()).at("cannot read", self.path)?;
+        Ok(hex::encode(sha))
+    }
+}
+
+/// Write a new file `dest` of a directory archive from `src`, returning its SHA-256: through a
+/// temporary file in its directory, locked while it is written (so a later push can tell it
+/// from one a killed push left), fsynced, then linked to `dest` only if `dest` is free.
+fn write_new(src: &File, dest: &Path, key: &str) -> Result<String, PushError> {
+    let dir = fsutil::parent_dir(dest);
+    std::fs::create_dir_all(dir).at("cannot create", dir)?;
+    let mut temp = fsutil::temp_in(dir).at("cannot create a file in", dir)?;
+    let (sha256, _) = fsutil::copy_hashing(src, &mut temp).at("cannot write", dest)?;
+    match fsutil::persist_noclobber(temp, dest) {
+        Ok(()) => Ok(hex::encode(sha256)),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Err(PushError::Conflict {
+            key: key.to_string(),
+        }),
+        Err(e) => Err(PushError::Io(PathError {
+            action: "cannot write",
+            path: dest.to_path_buf(),
+            source: e,
+        })),
+    }
+}
+
+/// Remove what killed pushes left in `dir`, a directory of a directory archive: callrec
+/// temporary files that no live process holds ([`fsutil::remove_stale_temps`]: unlocked and
+/// untouched for [`fsutil::STALE_AFTER`]), and the staging files `KEY#N` that earlier versions
+/// wrote through `object_store`, untouched as long. Best effort: a leftover that cannot be
+/// removed is left for the next run.
+fn remove_leftovers(dir: &Path) {
+    let _ = fsutil::remove_stale_temps(dir);
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let staging = name
+            .to_str()
+            .and_then(|n| n.rsplit_once('#'))
+            .is_some_and(|(key, n)| {
+                key.contains(".sealed") && !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit())
+            });
+        let stale = entry
+            .metadata()
+            .ok()
+            .filter(|m| m.is_file())
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age >= fsutil::STALE_AFTER);
+        if staging && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
 }
 
 /// The journal of receipts: JSON Lines, appended and fsynced, so the terminal can prove what
-/// it handed over. Shared by concurrent pushes: lines are written whole under a lock, and the
+/// it handed over. One receipt per archived seal: a receipt whose key and manifest hash the
+/// journal already holds (a push run again after a kill, the same seal in a second spool) is
+/// not appended again. Shared by concurrent pushes, in this process and others: a line is
+/// checked and written under a lock (a mutex here, `flock` between processes), and the
 /// fsyncs, which need no lock, overlap.
 pub struct Journal {
     path: PathBuf,
     file: File,
-    lock: std::sync::Mutex<()>,
+    read: std::sync::Mutex<JournalRead>,
+}
+
+/// What this process has read of the journal.
+#[derive(Default)]
+struct JournalRead {
+    /// Bytes read (the journal only grows).
+    len: u64,
+    /// Whether they end in a line torn by a crash (no newline).
+    torn: bool,
+    /// Key and manifest hash of each receipt read or written.
+    receipts: HashSet<(String, String)>,
+}
+
+/// The fields of a journal line that say which seal it is about.
+#[derive(serde::Deserialize)]
+struct Journaled {
+    key: String,
+    manifest_sha256: String,
 }
 
 impl Journal {
@@ -821,27 +989,71 @@ impl Journal {
         }
         let file = OpenOptions::new()
             .create(true)
+            .read(true)
             .append(true)
             .open(path)
             .at("cannot open", path)?;
         Ok(Journal {
             path: path.to_path_buf(),
             file,
-            lock: std::sync::Mutex::new(()),
+            read: Default::default(),
         })
     }
 
-    /// Append a receipt and return once it is on disk.
+    /// Append a receipt, unless the journal holds one for the same seal, and return once the
+    /// journal is on disk.
     pub fn append(&self, receipt: &Receipt) -> Result<(), PathError> {
-        let mut line = serde_json::to_vec(receipt).expect("receipts serialise");
-        line.push(b'\n');
         {
-            let _whole_line = self.lock.lock().unwrap_or_else(|e| e.into_inner());
-            (&self.file)
-                .write_all(&line)
-                .at("cannot write", &self.path)?;
+            let mut read = self.read.lock().unwrap_or_else(|e| e.into_inner());
+            self.file.lock().at("cannot lock", &self.path)?;
+            let appended = self.append_new(&mut read, receipt);
+            let unlocked = self.file.unlock().at("cannot unlock", &self.path);
+            appended.and(unlocked)?;
         }
         self.file.sync_data().at("cannot sync", &self.path)
+    }
+
+    /// Read what others appended since the last call, then append `receipt` if it is new.
+    fn append_new(&self, read: &mut JournalRead, receipt: &Receipt) -> Result<(), PathError> {
+        let mut reader = BufReader::new(&self.file);
+        reader
+            .seek(SeekFrom::Start(read.len))
+            .at("cannot read", &self.path)?;
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            let n = reader
+                .read_until(b'\n', &mut line)
+                .at("cannot read", &self.path)?;
+            if n == 0 {
+                break;
+            }
+            read.len += n as u64;
+            read.torn = line.last() != Some(&b'\n');
+            // A line that does not parse (one torn by a crash) names no seal.
+            if let Ok(j) = serde_json::from_slice::<Journaled>(&line) {
+                read.receipts.insert((j.key, j.manifest_sha256));
+            }
+        }
+        let seal = (receipt.key.clone(), receipt.manifest_sha256.clone());
+        if read.receipts.contains(&seal) {
+            return Ok(());
+        }
+        // A line torn by a crash is ended first, so this one stays whole.
+        let mut line = if read.torn {
+            b"\n".to_vec()
+        } else {
+            Vec::new()
+        };
+        serde_json::to_writer(&mut line, receipt).expect("receipts serialise");
+        line.push(b'\n');
+        (&self.file)
+            .write_all(&line)
+            .at("cannot write", &self.path)?;
+        read.len += line.len() as u64;
+        read.torn = false;
+        read.receipts.insert(seal);
+        Ok(())
     }
 }
 

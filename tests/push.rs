@@ -80,7 +80,7 @@ fn records_are_archived_verified_and_moved_to_sent() {
 }
 
 #[test]
-fn pushing_again_is_a_no_op_and_a_different_seal_is_a_conflict() {
+fn pushing_again_is_a_no_op_a_new_seal_is_kept_beside_and_another_object_is_a_conflict() {
     let t = TestDir::new();
     spool(&t, 1);
     let sealed = files(&t.join("spool")).remove(0);
@@ -95,14 +95,31 @@ fn pushing_again_is_a_no_op_and_a_different_seal_is_a_conflict() {
     assert_eq!(stdout.lines().count(), 1);
     assert!(stderr.contains("already archived"), "{stderr}");
 
-    // The same record sealed again (a different seal, so different bytes): a conflict.
+    // The same record sealed again (a different seal, so a different manifest hash in its
+    // key): archived beside the first, which is unchanged.
+    let archived = fs::read(t.join("archive").join(&archive_before[0])).unwrap();
     fs::remove_dir_all(t.join("spool")).unwrap();
     fs::create_dir(t.join("spool")).unwrap();
     run_ok(
         t.cmd("callrec-seal")
             .args(["-k", "keys", "-o", "spool", "in"]),
     );
-    let archived = fs::read(t.join("archive").join(&archive_before[0])).unwrap();
+    let resealed = fs::read(t.join("spool").join(&sealed)).unwrap();
+    let out = run_ok(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    let key = lines(&out).remove(0);
+    assert!(!archive_before.contains(&key));
+    assert_eq!(fs::read(t.join("archive").join(&key)).unwrap(), resealed);
+    assert_eq!(
+        fs::read(t.join("archive").join(&archive_before[0])).unwrap(),
+        archived
+    );
+
+    // Something else under the key of a seal: a conflict, and nothing changes.
+    let mut other = archived.clone();
+    other.push(b'x');
+    fs::write(t.join("archive").join(&archive_before[0]), &other).unwrap();
+    fs::copy(t.join("copy.bin"), t.join("spool").join(&sealed)).unwrap();
+    let archive_now = files(&t.join("archive"));
     let (code, stdout, stderr) = run(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
     assert_eq!(code, 1);
     assert!(stdout.is_empty());
@@ -112,9 +129,9 @@ fn pushing_again_is_a_no_op_and_a_different_seal_is_a_conflict() {
     );
     assert_eq!(
         fs::read(t.join("archive").join(&archive_before[0])).unwrap(),
-        archived
+        other
     );
-    assert_eq!(files(&t.join("archive")), archive_before);
+    assert_eq!(files(&t.join("archive")), archive_now);
     assert!(
         t.join("spool").join(&sealed).exists(),
         "the conflicting record stays in the spool"
@@ -165,11 +182,14 @@ fn a_killed_push_run_again_archives_everything_exactly_once() {
         .filter(|f| f.starts_with("sent/"))
         .count();
     assert_eq!(sent, 150, "nothing missing from the spool");
-    // An upload cut short may leave object_store's staging file (KEY#N) beside the keys,
-    // never a partial object under a key.
+    // An upload cut short may leave a temporary file beside the keys (removed by a push a
+    // minute later), never a partial object under a key.
     assert!(files(&t.join("archive"))
         .iter()
-        .all(|f| f.ends_with(".sealed.bin") || f.contains(".sealed.bin#")));
+        .all(|f| f.ends_with(".sealed.bin")
+            || Path::new(f)
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".callrec-"))));
     run_ok(
         t.cmd("callrec-verify")
             .args(["-p", "keys"])
@@ -245,7 +265,7 @@ fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
 }
 
 #[test]
-fn s3_push_reads_back_refuses_conflicts_and_never_overwrites() {
+fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwrites() {
     let garage = Garage::start();
     let t = TestDir::new();
     spool(&t, 3);
@@ -286,18 +306,38 @@ fn s3_push_reads_back_refuses_conflicts_and_never_overwrites() {
     assert_eq!(code, 0, "{stderr}");
     assert_eq!(stderr.matches("already archived").count(), 3, "{stderr}");
 
-    // The same records sealed again: conflicts, and the bucket is unchanged. (Garage ignores
-    // If-None-Match, so this rests on callrec's own check and read-back.)
+    // The same records sealed again: new seals, archived beside the first ones.
     fs::remove_dir_all(t.join("spool")).unwrap();
     fs::create_dir(t.join("spool")).unwrap();
     run_ok(
         t.cmd("callrec-seal")
             .args(["-k", "keys", "-o", "spool", "in"]),
     );
+    run_ok(
+        garage.env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls/branch-0068", "spool"]),
+        ),
+    );
+    let with_new = bucket(&garage);
+    assert_eq!(with_new.len(), 6);
+    assert!(objects.iter().all(|(k, v)| with_new.get(k) == Some(v)));
+
+    // Something else under the key of a seal: conflicts, and the bucket is unchanged.
+    // (Garage ignores If-None-Match, so this rests on callrec's own check and read-back.)
+    for (key, bytes) in &objects {
+        let mut other = bytes.clone();
+        other.push(b'x');
+        put(&garage, key, other);
+    }
+    let tampered = bucket(&garage);
+    for f in files(&t.join("again/sent")) {
+        fs::rename(t.join("again/sent").join(&f), t.join("again").join(&f)).unwrap();
+    }
     let (code, _, stderr) =
         run(garage.env(
             t.cmd("callrec-push")
-                .args(["--to", "s3://calls/branch-0068", "spool"]),
+                .args(["--to", "s3://calls/branch-0068", "again"]),
         ));
     assert_eq!(code, 1, "{stderr}");
     assert_eq!(
@@ -305,7 +345,27 @@ fn s3_push_reads_back_refuses_conflicts_and_never_overwrites() {
         3,
         "{stderr}"
     );
-    assert_eq!(bucket(&garage), objects);
+    assert_eq!(bucket(&garage), tampered);
+}
+
+/// Store an object in the Garage bucket, behind callrec's back.
+fn put(garage: &Garage, key: &str, bytes: Vec<u8>) {
+    use object_store::ObjectStore;
+    let store = object_store::aws::AmazonS3Builder::new()
+        .with_bucket_name(Garage::BUCKET)
+        .with_endpoint(&garage.endpoint)
+        .with_allow_http(true)
+        .with_region("garage")
+        .with_access_key_id(&garage.key_id)
+        .with_secret_access_key(&garage.secret)
+        .build()
+        .unwrap();
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(store.put(&object_store::path::Path::from(key), bytes.into()))
+        .unwrap();
 }
 
 #[test]

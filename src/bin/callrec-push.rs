@@ -2,6 +2,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, IsTerminal, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -36,7 +37,9 @@ fn default_journal() -> PathBuf {
         .join("push-journal.jsonl")
 }
 
-/// The files to push, each with the spool it came from (if any).
+/// The files to push, each with the spool it came from (if any): below a spool directory the
+/// sealed files a walk takes ([`cli::walk_takes`]: no sidecar, media, lock, temporary or
+/// staging file), outside its `sent/` and hidden directories; files named directly, as given.
 fn collect(inputs: Vec<PathBuf>) -> anyhow::Result<Vec<(PathBuf, Option<PathBuf>)>> {
     let mut files = Vec::new();
     for input in inputs {
@@ -45,17 +48,16 @@ fn collect(inputs: Vec<PathBuf>) -> anyhow::Result<Vec<(PathBuf, Option<PathBuf>
             continue;
         }
         let sent = input.join("sent");
-        for entry in walkdir::WalkDir::new(&input).sort_by_file_name() {
+        let entries = walkdir::WalkDir::new(&input)
+            .sort_by_file_name()
+            .into_iter()
+            .filter_entry(|e| {
+                e.depth() == 0 || (e.path() != sent && !e.file_name().as_bytes().starts_with(b"."))
+            });
+        for entry in entries {
             let entry = entry?;
-            let path = entry.path();
-            if entry.file_type().is_file()
-                && !path.starts_with(&sent)
-                && !cli::is_temp_file(path)
-                && path
-                    .file_name()
-                    .is_some_and(|n| !n.to_string_lossy().starts_with(".callrec-push"))
-            {
-                files.push((path.to_path_buf(), Some(input.clone())));
+            if entry.file_type().is_file() && cli::walk_takes(cli::Walk::Sealed, entry.path()) {
+                files.push((entry.into_path(), Some(input.clone())));
             }
         }
     }
@@ -85,6 +87,9 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         locks.push(lock);
     }
     let files = collect(inputs)?;
+    if files.is_empty() {
+        return Ok(EXIT_OK); // nothing sealed to push
+    }
     let trusted = if args.pubkey.is_empty() {
         None
     } else {
