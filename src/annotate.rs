@@ -389,14 +389,11 @@ impl std::error::Error for RowError {}
 /// A batch file's bytes, without a leading UTF-8 byte order mark. Only a regular file is read:
 /// a named pipe is refused at once, not waited on.
 fn read_batch(path: &Path, file: &str) -> Result<Vec<u8>, RowError> {
-    let mut bytes = Vec::new();
-    fsutil::open_regular(path)
-        .and_then(|mut f| std::io::Read::read_to_end(&mut f, &mut bytes))
-        .map_err(|e| RowError {
-            file: file.to_string(),
-            line: 0,
-            reason: e.to_string(),
-        })?;
+    let mut bytes = fsutil::read_regular(path).map_err(|e| RowError {
+        file: file.to_string(),
+        line: 0,
+        reason: e.to_string(),
+    })?;
     if bytes.starts_with(BOM) {
         bytes.drain(..BOM.len());
     }

@@ -89,8 +89,8 @@ pub fn temp_in(dir: &Path) -> io::Result<NamedTempFile> {
 }
 
 /// A temporary file untouched for this long, and locked by nobody, was left by a killed
-/// process. (The age closes the instant between a writer creating its file and locking it.)
-pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(60);
+/// process. (The age covers the instant between a writer creating its file and locking it.)
+pub const STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Remove the temporary files in `dir` (not below it) that a killed process left: callrec
 /// temporary names that no live process holds locked and that were not modified for
@@ -218,4 +218,11 @@ impl<T> PathContext<T> for io::Result<T> {
             source,
         })
     }
+}
+
+/// Read a whole file through [`open_regular`]: a named pipe or device is refused at once.
+pub fn read_regular(path: &Path) -> io::Result<Vec<u8>> {
+    let mut bytes = Vec::new();
+    open_regular(path)?.read_to_end(&mut bytes)?;
+    Ok(bytes)
 }

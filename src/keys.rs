@@ -75,7 +75,14 @@ fn read_secret(path: &Path) -> Result<Vec<u8>, KeyError> {
             mode: mode & 0o7777,
         });
     }
-    Ok(fs::read(path).at("cannot read", path)?)
+    Ok(fsutil::read_regular(path).at("cannot read", path)?)
+}
+
+/// Read a public key or recipients file: a regular file (a named pipe is refused, not waited
+/// on) holding UTF-8 text.
+fn read_text(path: &Path) -> Result<String, KeyError> {
+    let bytes = fsutil::read_regular(path).at("cannot read", path)?;
+    String::from_utf8(bytes).map_err(|_| invalid(path, "not UTF-8 text"))
 }
 
 /// Refuse a key directory that group or others can access.
@@ -120,7 +127,8 @@ pub fn keygen(dir: &Path) -> Result<Vec<PathBuf>, KeyError> {
     }
     let not_empty = || KeyError::NotEmpty(dir.to_path_buf());
     let name = dir.file_name().ok_or_else(not_empty)?;
-    if dir.exists() && fs::read_dir(dir).map_or(true, |mut d| d.next().is_some()) {
+    let empty_dir = fs::read_dir(dir).is_ok_and(|mut d| d.next().is_none());
+    if dir.exists() && !empty_dir {
         return Err(not_empty());
     }
     let parent = fsutil::parent_dir(dir);
@@ -296,7 +304,7 @@ impl SealKey {
 }
 
 fn read_public_key(path: &Path) -> Result<minisign::PublicKey, KeyError> {
-    let text = fs::read_to_string(path).at("cannot read", path)?;
+    let text = read_text(path)?;
     minisign::PublicKeyBox::from_string(&text)
         .and_then(|b| b.into_public_key())
         .map_err(|e| invalid(path, format!("not a minisign public key: {e}")))
@@ -351,7 +359,7 @@ pub fn parse_recipient(text: &str) -> Result<age::x25519::Recipient, String> {
 
 /// Read an age recipients file (one `age1...` a line, `#` comments).
 pub fn read_recipients(path: &Path) -> Result<Vec<age::x25519::Recipient>, KeyError> {
-    let text = fs::read_to_string(path).at("cannot read", path)?;
+    let text = read_text(path)?;
     value_lines(&text)
         .map(|l| parse_recipient(l).map_err(|reason| invalid(path, reason)))
         .collect()

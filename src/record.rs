@@ -8,7 +8,6 @@
 //! see [`Record::to_line`] and [`Record::from_line`].
 
 use std::fmt;
-use std::io::Read;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
@@ -451,13 +450,10 @@ impl Record {
 
     /// Read a record from a JSON file (a regular file: a named pipe is refused, not waited on).
     pub fn load(path: &Path) -> Result<Record, RecordError> {
-        let mut bytes = Vec::new();
-        crate::fsutil::open_regular(path)
-            .and_then(|mut file| file.read_to_end(&mut bytes))
-            .map_err(|source| RecordError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?;
+        let bytes = crate::fsutil::read_regular(path).map_err(|source| RecordError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
         Record::from_json(&bytes, path)
     }
 

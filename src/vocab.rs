@@ -5,7 +5,6 @@
 //! them for another institution (see [`Vocabulary::load`]). Records store the label (it is what
 //! the figure 3C line carries); codes are what operators type.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -167,13 +166,11 @@ impl Vocabulary {
             path: path.to_path_buf(),
             reason,
         };
-        let mut bytes = Vec::new();
-        let read = crate::fsutil::open_regular(path).and_then(|mut f| f.read_to_end(&mut bytes));
-        match read {
-            Ok(_) => {}
+        let bytes = match crate::fsutil::read_regular(path) {
+            Ok(bytes) => bytes,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => return Ok(vocab),
             Err(e) => return Err(error(e.to_string())),
-        }
+        };
         let file: VocabularyFile =
             serde_json::from_slice(&bytes).map_err(|e| error(e.to_string()))?;
         for (list, given) in [

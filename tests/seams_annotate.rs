@@ -205,6 +205,13 @@ fn a_named_pipe_as_input_fails_at_once_naming_it() {
         assert!(stderr.contains(named), "{args:?}: {stderr}");
         assert!(stderr.contains("not a regular file"), "{args:?}: {stderr}");
     }
+    // A public key file named by the user.
+    t.write("ev.bin", "evidence");
+    mkfifo(&t, "pipe.pub");
+    let (code, _, stderr) = run_within(t.cmd("callrec-verify").args(["-p", "pipe.pub", "ev.bin"]));
+    assert_ne!(code, 0, "{stderr}");
+    assert!(stderr.contains("pipe.pub"), "{stderr}");
+    assert!(stderr.contains("not a regular file"), "{stderr}");
 }
 
 #[test]
