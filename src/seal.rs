@@ -302,7 +302,7 @@ fn check_sealed(sealed: &SealedFile, key: &SealKey) -> Result<(), VerifyError> {
 
 /// Before a run: settle the key's chain (a seal a crash left pending is rolled forward or
 /// freed; a damaged state stops the run) and remove the temporary files killed runs left in
-/// the output directories `dirs`. Returns the files removed and the bytes freed.
+/// `dirs` (the output and input directories). Returns the files removed and the bytes freed.
 pub fn prepare<'a>(
     key: &SealKey,
     dirs: impl IntoIterator<Item = &'a PathBuf>,

@@ -328,6 +328,9 @@ fn killed_seals_leave_no_temporary_files_for_ever() {
         .collect();
     assert_eq!(temps.len(), 1, "{:?}", names(&t.join("out")));
     // Young temporary files might be a live writer's: left alone.
+    let young = fs::File::options().write(true).open(t.join("out").join(&temps[0])).unwrap();
+    young.set_modified(std::time::SystemTime::now()).unwrap();
+    drop(young);
     t.seal("keys", &["-o", "out", "--no-watermark", "a.bin"]);
     assert!(t.join("out").join(&temps[0]).exists());
     // Once old and unlocked, the next run removes them; a live writer's locked file stays.

@@ -91,7 +91,10 @@ fn run(args: AnnotateArgs) -> anyhow::Result<u8> {
     for (name, value) in args.fields() {
         flags.set(name, value).map_err(anyhow::Error::msg)?;
     }
-    let inputs = cli::expand_dirs(cli::input_paths(&args.records, args.null)?)?;
+    let inputs = cli::expand_dirs(
+        cli::input_paths(&args.records, args.null)?,
+        cli::Walk::Recordings,
+    )?;
     if inputs.is_empty() {
         bail!("no record: name media files, sidecars or directories, or pipe a list of paths on stdin");
     }

@@ -122,7 +122,10 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
     let out_dir = args.output_dir.clone().expect("clap requires --output-dir");
     std::fs::create_dir_all(&out_dir)
         .with_context(|| format!("cannot create output directory {out_dir:?}"))?;
-    // A recording a killed capture left is completed before anything else.
+    // What a killed capture left is completed (a recording) or removed (a temporary file)
+    // before anything else.
+    callrec::fsutil::remove_stale_temps(&out_dir)
+        .with_context(|| format!("cannot clean up {out_dir:?}"))?;
     for recovered in capture::recover_all(&out_dir) {
         match recovered {
             Ok(c) => eprintln!(

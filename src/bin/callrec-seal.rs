@@ -96,16 +96,17 @@ fn run(args: SealArgs) -> anyhow::Result<u8> {
             }
         }
     }
-    let inputs = cli::expand_dirs(given, cli::Walk::Recordings)?;
+    let inputs = cli::expand_dirs(given.clone(), cli::Walk::Recordings)?;
     // Settle the chain (a seal a crash left pending) and clear what killed runs left behind.
-    let out_dirs: std::collections::BTreeSet<PathBuf> = match &options.out_dir {
+    let mut dirs: std::collections::BTreeSet<PathBuf> = match &options.out_dir {
         Some(dir) => [dir.clone()].into(),
         None => inputs
             .iter()
             .map(|p| callrec::fsutil::parent_dir(p).to_path_buf())
             .collect(),
     };
-    let (removed, freed) = seal::prepare(&key, out_dirs.iter())?;
+    dirs.extend(given.iter().filter(|p| p.is_dir()).cloned());
+    let (removed, freed) = seal::prepare(&key, dirs.iter())?;
     if !removed.is_empty() {
         eprintln!(
             "{PROG}: removed {} temporary file(s) ({freed} bytes) left by killed runs",
