@@ -86,11 +86,14 @@ fn check_output(step: &str, out: &std::process::Output) {
     }
 }
 
-fn run_step(t: &TestDir, step: &str, tone: &Path) {
+/// Run a step to its end; returns how long it took.
+fn run_step(t: &TestDir, step: &str, tone: &Path) -> Duration {
     let Some(mut cmd) = step_command(t, step, tone) else {
-        return;
+        return Duration::ZERO;
     };
+    let started = std::time::Instant::now();
     let out = cmd.output().unwrap();
+    let took = started.elapsed();
     check_output(step, &out);
     // Exit 1 is allowed only for what the campaign itself leaves: nothing here may fail.
     assert!(
@@ -99,6 +102,7 @@ fn run_step(t: &TestDir, step: &str, tone: &Path) {
         out.status,
         String::from_utf8_lossy(&out.stderr)
     );
+    took
 }
 
 #[test]
@@ -122,9 +126,12 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
 
     let mut calls = BTreeSet::new();
     let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+    // How long each step last took when left alone: the kill lands at a random moment of it.
+    let mut took: BTreeMap<&str, Duration> =
+        STEPS.iter().map(|s| (*s, Duration::from_millis(300))).collect();
     for _ in 0..runs {
         let victim = STEPS[rng.gen_range(0..STEPS.len())];
-        let delay = Duration::from_millis(rng.gen_range(0..600));
+        let delay = took[victim].mul_f64(rng.gen_range(0.0..1.0));
         for step in STEPS {
             if step == victim {
                 if let Some(mut cmd) = step_command(&t, step, &tone) {
@@ -144,7 +151,10 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
                     }
                 }
             }
-            run_step(&t, step, &tone);
+            let time = run_step(&t, step, &tone);
+            if !time.is_zero() {
+                took.insert(step, time);
+            }
             calls.extend(ids_in(&t.join("spool")));
         }
     }

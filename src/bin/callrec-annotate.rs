@@ -11,9 +11,13 @@ use serde::Serialize;
 
 use callrec::annotate::{self, Annotated, Context, Fields, Row};
 use callrec::args::AnnotateArgs;
-use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
 use callrec::record::Record;
 use callrec::vocab::{Kind, Vocabulary};
+
+mod common;
+
+use common::Stdout;
 
 const PROG: &str = "callrec-annotate";
 
@@ -29,16 +33,11 @@ enum Wire<'a> {
 
 fn main() -> ExitCode {
     let args = AnnotateArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
 }
 
-struct Output {
+struct Output<'a> {
+    stdout: &'a Stdout,
     print_line: bool,
     json: bool,
     null: bool,
@@ -46,7 +45,7 @@ struct Output {
     failed: usize,
 }
 
-impl Output {
+impl Output<'_> {
     fn done(&mut self, annotated: &Annotated) {
         let bytes = if self.json {
             cli::json_line(&Wire::Record {
@@ -65,7 +64,7 @@ impl Output {
         } else {
             cli::path_line(annotated.media(), self.null)
         };
-        let _ = io::stdout().write_all(&bytes);
+        self.stdout.write(&bytes);
     }
 
     fn fail(&mut self, message: &str) {
@@ -74,7 +73,7 @@ impl Output {
     }
 }
 
-fn run(args: AnnotateArgs) -> anyhow::Result<u8> {
+fn run(args: AnnotateArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let vocab = Vocabulary::configured(args.vocabulary.as_deref())?;
     let identity = args
         .identity
@@ -99,6 +98,7 @@ fn run(args: AnnotateArgs) -> anyhow::Result<u8> {
         bail!("no record: name media files, sidecars or directories, or pipe a list of paths on stdin");
     }
     let mut out = Output {
+        stdout,
         print_line: args.print_line,
         json: args.json,
         null: args.null,

@@ -1,7 +1,6 @@
 //! callrec-capture: record a call. See `callrec-capture --help`.
 
 use std::fs::File;
-use std::io::{self, Write};
 use std::path::Path;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -20,6 +19,10 @@ use callrec::record::{PhoneDevice, Record};
 use callrec::usb::{self, Phone, UsbError};
 use callrec::validate;
 
+mod common;
+
+use common::Stdout;
+
 const PROG: &str = "callrec-capture";
 const SYSFS: &str = "/sys";
 
@@ -32,17 +35,14 @@ enum Wire<'a> {
 
 fn main() -> ExitCode {
     let args = CaptureArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            let code = match err.downcast_ref::<CaptureError>() {
-                Some(CaptureError::Record(_) | CaptureError::Io(_)) => EXIT_FAILED,
-                _ => EXIT_ERROR,
-            };
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            ExitCode::from(code)
-        }
-    }
+    common::main(
+        PROG,
+        |stdout| run(args, stdout),
+        |err| match err.downcast_ref::<CaptureError>() {
+            Some(CaptureError::Record(_) | CaptureError::Io(_)) => EXIT_FAILED,
+            _ => EXIT_ERROR,
+        },
+    )
 }
 
 /// VID:PID pairs of known phones, from `$CALLREC_PHONE_IDS`.
@@ -54,7 +54,7 @@ fn known_phones() -> anyhow::Result<Vec<(u16, u16)>> {
         .collect()
 }
 
-fn list(json: bool) -> anyhow::Result<u8> {
+fn list(json: bool, stdout: &Stdout) -> anyhow::Result<u8> {
     let devices = match usb::enumerate() {
         Ok(devices) => devices,
         Err(UsbError::NoUsb(why)) => {
@@ -65,15 +65,13 @@ fn list(json: bool) -> anyhow::Result<u8> {
     };
     let count = devices.len();
     let phones = usb::phones(devices, &known_phones()?, Path::new(SYSFS));
-    let mut out = io::stdout().lock();
     for phone in &phones {
         if json {
-            out.write_all(&cli::json_line(&Wire::Phone(phone)))?;
+            stdout.write(&cli::json_line(&Wire::Phone(phone)));
         } else {
             let u = &phone.usb;
-            writeln!(
-                out,
-                "{:04x}:{:04x}  {}  {}  serial {}  usb {}  audio {}  video {}  hook {}",
+            let line = format!(
+                "{:04x}:{:04x}  {}  {}  serial {}  usb {}  audio {}  video {}  hook {}\n",
                 u.vendor_id,
                 u.product_id,
                 cli::escape_control(&u.manufacturer),
@@ -86,7 +84,8 @@ fn list(json: bool) -> anyhow::Result<u8> {
                     .hook_device
                     .as_deref()
                     .map_or("-".into(), |p| p.display().to_string()),
-            )?;
+            );
+            stdout.write(line.as_bytes());
         }
     }
     if count == 0 {
@@ -115,9 +114,9 @@ fn find_phone(choice: &str) -> anyhow::Result<Phone> {
         })
 }
 
-fn run(args: CaptureArgs) -> anyhow::Result<u8> {
+fn run(args: CaptureArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     if args.list {
-        return list(args.json);
+        return list(args.json, stdout);
     }
     let out_dir = args.output_dir.clone().expect("clap requires --output-dir");
     std::fs::create_dir_all(&out_dir)
@@ -242,6 +241,6 @@ fn run(args: CaptureArgs) -> anyhow::Result<u8> {
     } else {
         cli::path_line(&captured.media, false)
     };
-    let _ = io::stdout().write_all(&bytes);
+    stdout.write(&bytes);
     Ok(EXIT_OK)
 }

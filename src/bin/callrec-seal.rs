@@ -1,10 +1,9 @@
 //! callrec-seal: seal recordings into tamper-evident evidence files. See `callrec-seal --help`.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -13,12 +12,16 @@ use serde::Serialize;
 
 use callrec::args::{CipherArg, SealArgs, SealCommand};
 use callrec::capture;
-use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey, TextKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
 use callrec::transcode::X264;
 use callrec::watermark::WatermarkOptions;
+
+mod common;
+
+use common::Stdout;
 
 const PROG: &str = "callrec-seal";
 
@@ -51,25 +54,13 @@ enum Wire<'a> {
 
 fn main() -> ExitCode {
     let args = SealArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
 }
 
-/// Write to stdout; a closed pipe is not an error (the work still gets done).
-fn emit(out: &Mutex<io::Stdout>, bytes: &[u8]) {
-    let mut out = out.lock().expect("stdout lock");
-    let _ = out.write_all(bytes).and_then(|_| out.flush());
-}
-
-fn run(args: SealArgs) -> anyhow::Result<u8> {
+fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     if let Some(SealCommand::Keygen(keygen)) = args.command {
         for path in keys::keygen(&keygen.output)? {
-            io::stdout().write_all(&cli::path_line(&path, false))?;
+            stdout.write(&cli::path_line(&path, false));
         }
         return Ok(EXIT_OK);
     }
@@ -124,7 +115,6 @@ fn run(args: SealArgs) -> anyhow::Result<u8> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let stdout = Mutex::new(io::stdout());
     let (sealed, already, failed) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -138,7 +128,7 @@ fn run(args: SealArgs) -> anyhow::Result<u8> {
                 Ok(_) => already.fetch_add(1, Ordering::Relaxed),
                 Err(_) => failed.fetch_add(1, Ordering::Relaxed),
             };
-            progress.suspend(|| report(&stdout, input, &result, &args));
+            progress.suspend(|| report(stdout, input, &result, &args));
             progress.inc(1);
         })
     });
@@ -149,14 +139,11 @@ fn run(args: SealArgs) -> anyhow::Result<u8> {
         failed.into_inner(),
     );
     if args.json {
-        emit(
-            &stdout,
-            &cli::json_line(&Wire::Summary {
-                sealed,
-                already_sealed: already,
-                failed,
-            }),
-        );
+        stdout.write(&cli::json_line(&Wire::Summary {
+            sealed,
+            already_sealed: already,
+            failed,
+        }));
     } else if failed > 0 {
         eprintln!("{PROG}: {sealed} sealed, {already} already sealed, {failed} failed");
     }
@@ -218,7 +205,7 @@ fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> 
 }
 
 fn report(
-    stdout: &Mutex<io::Stdout>,
+    stdout: &Stdout,
     input: &PathBuf,
     result: &Result<SealOutcome, SealError>,
     args: &SealArgs,
@@ -242,7 +229,7 @@ fn report(
                 );
             }
             if !args.json {
-                emit(stdout, &cli::path_line(output, args.null));
+                stdout.write(&cli::path_line(output, args.null));
                 return;
             }
             let wire = match outcome {
@@ -262,19 +249,16 @@ fn report(
                     output: output.into(),
                 },
             };
-            emit(stdout, &cli::json_line(&wire));
+            stdout.write(&cli::json_line(&wire));
         }
         Err(err) => {
             let message = cli::error_chain(err);
             eprintln!("{PROG}: {input:?}: {message}");
             if args.json {
-                emit(
-                    stdout,
-                    &cli::json_line(&Wire::Error {
-                        input: wire_input,
-                        message,
-                    }),
-                );
+                stdout.write(&cli::json_line(&Wire::Error {
+                    input: wire_input,
+                    message,
+                }));
             }
         }
     }

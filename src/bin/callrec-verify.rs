@@ -15,6 +15,10 @@ use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
 
+mod common;
+
+use common::Stdout;
+
 const PROG: &str = "callrec-verify";
 
 #[derive(Serialize)]
@@ -77,15 +81,11 @@ struct WireVersion<'a> {
 
 fn main() -> ExitCode {
     let args = VerifyArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            let code =
-                verify::verify_error(err.as_ref()).map_or(EXIT_ERROR, VerifyError::exit_code);
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            ExitCode::from(code)
-        }
-    }
+    common::main(
+        PROG,
+        |stdout| run(args, stdout),
+        |err| verify::verify_error(err.as_ref()).map_or(EXIT_ERROR, VerifyError::exit_code),
+    )
 }
 
 fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<TrustedKeys> {
@@ -99,7 +99,7 @@ fn single_file(args: &VerifyArgs) -> anyhow::Result<&Path> {
     }
 }
 
-fn run(args: VerifyArgs) -> anyhow::Result<u8> {
+fn run(args: VerifyArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let trusted = trusted_keys(&args)?;
     let need_key = |what: &str| -> anyhow::Result<()> {
         if trusted.is_empty() && !args.quick {
@@ -109,12 +109,12 @@ fn run(args: VerifyArgs) -> anyhow::Result<u8> {
     };
     if args.explain {
         let sealed = SealedFile::open(single_file(&args)?)?;
-        io::stdout().write_all(verify::explain(&sealed).as_bytes())?;
+        stdout.write(verify::explain(&sealed).as_bytes());
         return Ok(EXIT_OK);
     }
     if args.extract_media {
         need_key("--extract-media")?;
-        return extract_media(&args, &trusted);
+        return extract_media(&args, &trusted, stdout);
     }
     if args.extract_audio || args.extract_video {
         need_key("--extract-audio and --extract-video")?;
@@ -123,14 +123,14 @@ fn run(args: VerifyArgs) -> anyhow::Result<u8> {
         } else {
             StreamKind::Video
         };
-        return extract_streams(&args, &trusted, kind);
+        return extract_streams(&args, &trusted, kind, stdout);
     }
     if args.show {
         need_key("--show")?;
-        return show(&args, &trusted);
+        return show(&args, &trusted, stdout);
     }
     need_key("verification")?;
-    verify_all(&args, &trusted)
+    verify_all(&args, &trusted, stdout)
 }
 
 /// Full verification, or the quick checks alone with `--quick`.
@@ -148,7 +148,7 @@ fn check(
     verify::full(&sealed, trusted, sink).map(Some)
 }
 
-fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
     let file = single_file(args)?;
     let out = args.output.as_deref().expect("clap requires --output");
     if args.quick {
@@ -160,12 +160,11 @@ fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8>
         }
         // Bytes already written cannot be taken back from a pipe: verify first, then copy.
         check(file, args, trusted, None)?;
-        let mut stdout = io::stdout().lock();
-        SealedFile::open(file)?.hash_media(Some(&mut stdout))?;
+        SealedFile::open(file)?.hash_media(Some(&mut stdout.raw()))?;
         return Ok(EXIT_OK);
     }
     verify::extract(&SealedFile::open(file)?, trusted, None, out)?;
-    io::stdout().write_all(&cli::path_line(out, args.null))?;
+    stdout.write(&cli::path_line(out, args.null));
     Ok(EXIT_OK)
 }
 
@@ -174,6 +173,7 @@ fn extract_streams(
     args: &VerifyArgs,
     trusted: &TrustedKeys,
     kind: StreamKind,
+    stdout: &Stdout,
 ) -> anyhow::Result<u8> {
     let file = single_file(args)?;
     let out = args.output.as_deref().expect("clap requires --output");
@@ -181,28 +181,27 @@ fn extract_streams(
         bail!("--extract-audio and --extract-video always verify fully; drop --quick");
     }
     verify::extract(&SealedFile::open(file)?, trusted, Some(kind), out)?;
-    io::stdout().write_all(&cli::path_line(out, args.null))?;
+    stdout.write(&cli::path_line(out, args.null));
     Ok(EXIT_OK)
 }
 
-fn show(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
     let file = single_file(args)?;
     let identity = args.identity.as_deref().expect("clap requires --identity");
     check(file, args, trusted, None)?;
     let sealed = SealedFile::open(file)?;
     let record = verify::read_text(&sealed, identity)?;
     let line = record.to_line(&callrec::vocab::Vocabulary::builtin()).ok();
-    let mut stdout = io::stdout().lock();
     if args.json {
-        stdout.write_all(&cli::json_line(&Wire::Text {
+        stdout.write(&cli::json_line(&Wire::Text {
             path: file.into(),
             record: &record,
             line,
-        }))?;
+        }));
     } else {
-        stdout.write_all(&record.to_json())?;
+        stdout.write(&record.to_json());
         match line {
-            Some(line) => writeln!(stdout, "{line}")?,
+            Some(line) => stdout.write(format!("{line}\n").as_bytes()),
             None => {
                 eprintln!("{PROG}: the record holds characters the figure 3C line cannot carry")
             }
@@ -211,7 +210,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
     Ok(EXIT_OK)
 }
 
-fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
+fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
     let files = cli::expand_dirs(cli::input_paths(&args.files, args.null)?, cli::Walk::Sealed)?;
     if files.is_empty() {
         bail!("no input: name sealed files or directories, or pipe a list of paths on stdin");
@@ -231,7 +230,6 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
         .collect();
     progress.finish_and_clear();
 
-    let mut out = io::stdout().lock();
     let (mut verified, mut failed, mut errors) = (0, 0, 0);
     for (path, result) in &results {
         let wire_path = WirePath::from(path.as_path());
@@ -239,7 +237,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
             Ok(v) => {
                 verified += 1;
                 if !args.json {
-                    write_quietly(&mut out, &cli::path_line(path, args.null));
+                    stdout.write(&cli::path_line(path, args.null));
                     continue;
                 }
                 let m = v.as_ref().map(|v| &v.manifest);
@@ -286,7 +284,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
             }
         };
         if args.json {
-            write_quietly(&mut out, &cli::json_line(&wire));
+            stdout.write(&cli::json_line(&wire));
         }
     }
 
@@ -312,15 +310,12 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
                     ("fork", key_id, vec![path.as_path().into()])
                 }
             };
-            write_quietly(
-                &mut out,
-                &cli::json_line(&Wire::Chain {
-                    status,
-                    key_id,
-                    message: issue.to_string(),
-                    paths,
-                }),
-            );
+            stdout.write(&cli::json_line(&Wire::Chain {
+                status,
+                key_id,
+                message: issue.to_string(),
+                paths,
+            }));
         }
     }
     let histories = verify::histories(&chain_input);
@@ -336,13 +331,10 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
                     corrects: v.corrects(),
                 })
                 .collect();
-            write_quietly(
-                &mut out,
-                &cli::json_line(&Wire::History {
-                    record_id: &history.record_id,
-                    versions,
-                }),
-            );
+            stdout.write(&cli::json_line(&Wire::History {
+                record_id: &history.record_id,
+                versions,
+            }));
         } else {
             eprintln!("{PROG}: history of record {}:", history.record_id);
             for v in &history.versions {
@@ -358,15 +350,12 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys) -> anyhow::Result<u8> {
         }
     }
     if args.json {
-        write_quietly(
-            &mut out,
-            &cli::json_line(&Wire::Summary {
-                verified,
-                failed,
-                errors,
-                chain_issues: issues.len(),
-            }),
-        );
+        stdout.write(&cli::json_line(&Wire::Summary {
+            verified,
+            failed,
+            errors,
+            chain_issues: issues.len(),
+        }));
     } else if failed + errors + issues.len() > 0 || io::stderr().is_terminal() {
         eprintln!(
             "{PROG}: {verified} verified, {failed} failed, {errors} could not be checked{}",
@@ -393,7 +382,3 @@ fn status_word(status: &str, message: &str) -> String {
     }
 }
 
-/// Write to stdout; a closed pipe ends output but not the verification's verdict.
-fn write_quietly(out: &mut impl Write, bytes: &[u8]) {
-    let _ = out.write_all(bytes);
-}
