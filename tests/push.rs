@@ -285,7 +285,7 @@ fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwri
         "--json",
         "spool",
     ])));
-    let receipts = json_lines(&out.stdout);
+    let receipts = archived_lines(&out.stdout);
     assert_eq!(receipts.len(), 3);
     assert!(receipts
         .iter()
@@ -440,7 +440,7 @@ fn object_lock_is_set_at_push_and_read_back() {
         "--json",
         "spool",
     ])));
-    let receipts = json_lines(&out.stdout);
+    let receipts = archived_lines(&out.stdout);
     assert_eq!(receipts.len(), 2);
     let in_30_days = (chrono::Utc::now() + chrono::Duration::days(30)).timestamp();
     for receipt in &receipts {
@@ -479,7 +479,7 @@ fn object_lock_is_set_at_push_and_read_back() {
         "--json",
         "spool",
     ])));
-    for receipt in json_lines(&out.stdout) {
+    for receipt in archived_lines(&out.stdout) {
         assert_eq!(receipt["status"], "already-archived");
         let until =
             chrono::DateTime::parse_from_rfc3339(receipt["retention"]["until"].as_str().unwrap())
@@ -527,7 +527,7 @@ fn a_store_without_object_lock_is_named_and_require_retention_fails() {
         stderr.contains("archived without the Object Lock asked for"),
         "{stderr}"
     );
-    let receipt: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let receipt = &archived_lines(stdout.as_bytes())[0];
     assert!(receipt["retention_problem"].is_string(), "{receipt}");
     assert!(receipt.get("retention").is_none(), "{receipt}");
 }

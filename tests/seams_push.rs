@@ -200,7 +200,7 @@ fn two_seals_of_one_record_pushed_at_once_to_garage_are_both_kept() {
     for child in [first, second] {
         let (code, stdout, stderr) = finish(child);
         assert_eq!(code, 0, "{stderr}");
-        reported.extend(json_lines(stdout.as_bytes()));
+        reported.extend(archived_lines(stdout.as_bytes()));
     }
     assert_eq!(reported.len(), 12);
     let objects = bucket(&garage);
@@ -235,7 +235,7 @@ fn the_archive_key_names_the_seal_by_its_manifest_hash() {
         t.cmd("callrec-push")
             .args(["--to", "archive", "--json", "spool"]),
     );
-    let receipt = &json_lines(&out.stdout)[0];
+    let receipt = &archived_lines(&out.stdout)[0];
     let key = receipt["key"].as_str().unwrap();
     let manifest = receipt["manifest_sha256"].as_str().unwrap();
     let record = receipt["record_id"].as_str().unwrap();
@@ -519,13 +519,15 @@ fn a_push_killed_before_the_move_and_run_again_journals_each_seal_once() {
         t.cmd("callrec-push")
             .args(["--to", "archive", "--json", "spool"]),
     );
-    let statuses: Vec<String> = json_lines(&out.stdout)
+    let statuses: Vec<String> = archived_lines(&out.stdout)
         .iter()
         .map(|r| r["status"].as_str().unwrap().to_string())
         .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| *s == "already-archived").count(),
-        before
+    // Every record journaled before the kill is found archived; so may be one a second
+    // worker had uploaded but not yet journaled when the kill came.
+    assert!(
+        statuses.iter().filter(|s| *s == "already-archived").count() >= before,
+        "{statuses:?}"
     );
     let text = fs::read_to_string(&journal).unwrap();
     let receipts = json_lines(text.as_bytes());
@@ -607,4 +609,174 @@ fn a_named_pipe_given_to_push_fails_fast() {
     assert_eq!(code, 1, "{stderr}");
     assert!(stdout.is_empty());
     assert!(stderr.contains("not a regular file"), "{stderr}");
+}
+
+// Issue 11 item 3: exit 75 ("try again later") only for what may pass by itself. What does
+// not (credentials refused, a bucket that does not exist, an archive path that cannot be a
+// directory, a read-only share) is exit 1 or 2, with the cause named, and leaves the spool
+// as it was.
+
+/// Exit code and stderr of `callrec-push --to TARGET spool` and of `callrec-query index
+/// TARGET`, each run with `env` set after the Garage environment.
+fn push_and_index(
+    t: &TestDir,
+    garage: Option<&Garage>,
+    target: &str,
+    env: &[(&str, &str)],
+) -> [(i32, String); 2] {
+    let mut push = t.cmd("callrec-push");
+    push.args(["--to", target, "spool"]);
+    let mut index = t.cmd("callrec-query");
+    index.args(["index", target]);
+    [push, index].map(|mut cmd| {
+        if let Some(garage) = garage {
+            garage.env(&mut cmd);
+        }
+        for (name, value) in env {
+            cmd.env(name, value);
+        }
+        let (code, stdout, stderr) = run(&mut cmd);
+        assert!(stdout.is_empty(), "{stdout}");
+        (code, stderr)
+    })
+}
+
+#[test]
+fn s3_credentials_refused_are_named_not_retried() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000", "0001"]);
+    let before = files(&t.join("spool"));
+    let wrong_secret = "0".repeat(64);
+    for env in [
+        ("AWS_SECRET_ACCESS_KEY", wrong_secret.as_str()),
+        ("AWS_ACCESS_KEY_ID", "GK0123456789abcdef01234567"),
+    ] {
+        for (code, stderr) in push_and_index(&t, Some(&garage), "s3://calls/branch", &[env]) {
+            assert!(code == 1 || code == 2, "{env:?}: exit {code}: {stderr}");
+            assert!(stderr.contains("credentials"), "{env:?}: {stderr}");
+            assert!(!stderr.contains("try again"), "{env:?}: {stderr}");
+        }
+    }
+    let after: Vec<String> = files(&t.join("spool"))
+        .into_iter()
+        .filter(|f| !f.starts_with(".callrec-push"))
+        .collect();
+    let before: Vec<String> = before
+        .into_iter()
+        .filter(|f| !f.starts_with(".callrec-push"))
+        .collect();
+    assert_eq!(after, before);
+    assert!(bucket(&garage).is_empty());
+    // The right credentials push the same spool.
+    let out = run_ok(
+        garage.env(
+            t.cmd("callrec-push")
+                .args(["--to", "s3://calls/branch", "spool"]),
+        ),
+    );
+    assert_eq!(lines(&out).len(), 2);
+}
+
+#[test]
+fn s3_bucket_that_does_not_exist_is_named_not_retried() {
+    let garage = Garage::start();
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    for (code, stderr) in push_and_index(&t, Some(&garage), "s3://no-such-bucket/branch", &[]) {
+        assert!(code == 1 || code == 2, "exit {code}: {stderr}");
+        assert!(stderr.contains("no-such-bucket"), "{stderr}");
+        assert!(stderr.contains("does not exist"), "{stderr}");
+    }
+    assert!(t.join("spool/0000.sealed.bin").exists());
+}
+
+#[test]
+fn s3_server_down_is_still_temporary_for_index() {
+    let mut garage = Garage::start();
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    garage.stop();
+    for (code, stderr) in push_and_index(&t, Some(&garage), "s3://calls", &[]) {
+        assert_eq!(code, 75, "{stderr}");
+        assert!(stderr.contains("unreachable"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_directory_archive_that_cannot_be_a_directory_is_exit_2_and_named() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    t.write("afile", "not a directory");
+    for target in ["afile", "afile/archive"] {
+        for (code, stderr) in push_and_index(&t, None, target, &[]) {
+            assert_eq!(code, 2, "{target}: {stderr}");
+            assert!(stderr.contains("afile"), "{target}: {stderr}");
+        }
+    }
+    assert!(t.join("spool/0000.sealed.bin").exists());
+}
+
+#[test]
+fn a_directory_archive_whose_day_directory_is_a_file_fails_the_record_not_75() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    // Where the record goes: push a copy to a scratch archive.
+    fs::create_dir_all(t.join("copy")).unwrap();
+    fs::copy(
+        t.join("spool/0000.sealed.bin"),
+        t.join("copy/0000.sealed.bin"),
+    )
+    .unwrap();
+    let out = run_ok(
+        t.cmd("callrec-push")
+            .args(["--to", "scratch", "copy/0000.sealed.bin"]),
+    );
+    let key = lines(&out).remove(0);
+    let year = key.split('/').next().unwrap();
+    t.write(&format!("archive/{year}"), "a file where a directory goes");
+    let (code, stdout, stderr) = run(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert_eq!(code, 1, "{stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains(year), "{stderr}");
+    assert!(!stderr.contains("unreachable"), "{stderr}");
+    assert!(t.join("spool/0000.sealed.bin").exists());
+}
+
+/// A read-only file system mounted at `dir` (needs the right to mount; `None` without it).
+struct ReadOnlyMount(PathBuf);
+
+impl ReadOnlyMount {
+    fn new(dir: &Path) -> Option<ReadOnlyMount> {
+        fs::create_dir_all(dir).unwrap();
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "ro,size=1m", "tmpfs"])
+            .arg(dir)
+            .stderr(Stdio::null())
+            .status()
+            .ok()?;
+        status.success().then(|| ReadOnlyMount(dir.to_path_buf()))
+    }
+}
+
+impl Drop for ReadOnlyMount {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_read_only_directory_archive_is_named_not_retried() {
+    let t = TestDir::new();
+    seal_into(&t, "spool", &["0000"]);
+    let Some(_mount) = ReadOnlyMount::new(&t.join("archive")) else {
+        eprintln!("skipped: cannot mount a read-only file system here");
+        return;
+    };
+    let (code, stdout, stderr) = run(t.cmd("callrec-push").args(["--to", "archive", "spool"]));
+    assert!(code == 1 || code == 2, "exit {code}: {stderr}");
+    assert!(stdout.is_empty());
+    assert!(stderr.contains("archive"), "{stderr}");
+    assert!(stderr.contains("Read-only file system"), "{stderr}");
+    assert!(t.join("spool/0000.sealed.bin").exists());
 }

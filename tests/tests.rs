@@ -4,7 +4,9 @@
 
 mod annotate;
 mod capture;
+mod contract;
 mod docs;
+mod examples;
 mod faults;
 mod interop;
 mod parsers;

@@ -318,6 +318,15 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `callrec-push --json` output: the records archived (or found archived), without the
+/// summary and error lines.
+pub fn archived_lines(out: &[u8]) -> Vec<serde_json::Value> {
+    json_lines(out)
+        .into_iter()
+        .filter(|l| l["type"] == "archived")
+        .collect()
+}
+
 /// A real S3 server for the tests: a single-node Garage on loopback, with one bucket and one
 /// key. `.ci/run` installs the `garage` binary (scripts/setup). Stopped when dropped.
 pub struct Garage {

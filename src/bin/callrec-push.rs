@@ -1,7 +1,7 @@
 //! callrec-push: send sealed records to the archive. See `callrec-push --help`.
 
 use std::fs::OpenOptions;
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -14,7 +14,12 @@ use rayon::prelude::*;
 
 use callrec::archive::{self, Archive, Target};
 use callrec::args::{PushArgs, VerifyDepth};
-use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
+use serde::Serialize;
+
+mod common;
+
+use common::Stdout;
 
 const PROG: &str = "callrec-push";
 /// EX_TEMPFAIL: try again later.
@@ -22,13 +27,31 @@ const EXIT_TEMPORARY: u8 = 75;
 
 fn main() -> ExitCode {
     let args = PushArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            ExitCode::from(EXIT_ERROR)
-        }
-    }
+    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
+}
+
+/// JSON Lines output: one line per record, then a summary.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+enum Wire<'a> {
+    /// A record archived by this run (`status: uploaded`) or found archived already.
+    Archived {
+        #[serde(flatten)]
+        receipt: &'a archive::Receipt,
+    },
+    Error {
+        input: WirePath,
+        message: String,
+        /// The archive could not be reached: the record stays for the next run.
+        temporary: bool,
+    },
+    Summary {
+        uploaded: usize,
+        already_archived: usize,
+        failed: usize,
+        /// Records not tried because the archive was unreachable.
+        not_tried: usize,
+    },
 }
 
 fn default_journal() -> PathBuf {
@@ -64,7 +87,7 @@ fn collect(inputs: Vec<PathBuf>) -> anyhow::Result<Vec<(PathBuf, Option<PathBuf>
     Ok(files)
 }
 
-fn run(args: PushArgs) -> anyhow::Result<u8> {
+fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let target: Target = args.to.parse().map_err(anyhow::Error::msg)?;
     let inputs = cli::input_paths(&args.inputs, args.null)?;
     if inputs.is_empty() {
@@ -105,13 +128,17 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         });
     let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs, retention)?;
     let journal = archive::Journal::open(&args.journal.clone().unwrap_or_else(default_journal))?;
-    let stdout = Mutex::new(io::stdout());
     let progress = if io::stderr().is_terminal() && !args.json {
         indicatif::ProgressBar::new(files.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
     let (failed, unreachable) = (AtomicUsize::new(0), AtomicBool::new(false));
+    let (uploaded, already, tried) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     let dirs = Mutex::new(std::collections::BTreeSet::new());
     // Twice as many records in hand as uploads at once: while some upload, the others are
     // checked and read back.
@@ -123,6 +150,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
             if unreachable.load(Ordering::Relaxed) {
                 return; // the archive is down: leave the rest for the next run
             }
+            tried.fetch_add(1, Ordering::Relaxed);
             let result = archive
                 .push(file, trusted.as_ref(), args.verify == VerifyDepth::Full)
                 .and_then(|receipt| match &receipt.retention_problem {
@@ -165,8 +193,13 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                             )
                         });
                     }
+                    if receipt.status == "uploaded" {
+                        uploaded.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        already.fetch_add(1, Ordering::Relaxed);
+                    }
                     let line = if args.json {
-                        cli::json_line(&receipt)
+                        cli::json_line(&Wire::Archived { receipt: &receipt })
                     } else {
                         if receipt.status != "uploaded" {
                             progress.suspend(|| {
@@ -178,7 +211,7 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                         }
                         format!("{}\n", receipt.key).into_bytes()
                     };
-                    let _ = stdout.lock().expect("stdout").write_all(&line);
+                    stdout.write(&line);
                 }
                 Err(e) => {
                     if e.is_temporary() {
@@ -186,7 +219,15 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
                     } else {
                         failed.fetch_add(1, Ordering::Relaxed);
                     }
-                    progress.suspend(|| eprintln!("{PROG}: {file:?}: {}", cli::error_chain(&e)));
+                    let message = cli::error_chain(&e);
+                    progress.suspend(|| eprintln!("{PROG}: {file:?}: {message}"));
+                    if args.json {
+                        stdout.write(&cli::json_line(&Wire::Error {
+                            input: file.as_path().into(),
+                            message,
+                            temporary: e.is_temporary(),
+                        }));
+                    }
                 }
             }
         })
@@ -199,6 +240,14 @@ fn run(args: PushArgs) -> anyhow::Result<u8> {
         }
     }
     drop(locks);
+    if args.json {
+        stdout.write(&cli::json_line(&Wire::Summary {
+            uploaded: uploaded.into_inner(),
+            already_archived: already.into_inner(),
+            failed: failed.load(Ordering::Relaxed),
+            not_tried: files.len() - tried.into_inner(),
+        }));
+    }
     if unreachable.into_inner() {
         eprintln!("{PROG}: the archive is unreachable; the spool is intact: run again later");
         return Ok(EXIT_TEMPORARY);

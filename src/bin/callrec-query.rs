@@ -20,30 +20,30 @@ use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery, W
 use callrec::verify::{self, SealedFile, VerifyError};
 use callrec::vocab::{Kind, Vocabulary};
 
+mod common;
+
 const PROG: &str = "callrec-query";
 /// EX_TEMPFAIL: try again later.
 const EXIT_TEMPORARY: u8 = 75;
 
 fn main() -> ExitCode {
     let args = QueryArgs::parse();
-    match run(args) {
-        Ok(code) => ExitCode::from(code),
-        Err(err) => {
-            eprintln!("{PROG}: error: {}", cli::error_chain(err.as_ref()));
-            let temporary = err
-                .downcast_ref::<PushError>()
-                .is_some_and(PushError::is_temporary)
-                || matches!(
-                    err.downcast_ref::<query::QueryError>(),
-                    Some(query::QueryError::Archive(e)) if e.is_temporary()
-                );
-            ExitCode::from(if temporary {
-                EXIT_TEMPORARY
-            } else {
-                EXIT_ERROR
-            })
+    // Results are written straight to stdout as they are made; write errors come back through
+    // `?`, and the shared main judges them (a closed pipe is quiet, anything else fails).
+    common::main(PROG, |_| run(args), |err| {
+        let temporary = err
+            .downcast_ref::<PushError>()
+            .is_some_and(PushError::is_temporary)
+            || matches!(
+                err.downcast_ref::<query::QueryError>(),
+                Some(query::QueryError::Archive(e)) if e.is_temporary()
+            );
+        if temporary {
+            EXIT_TEMPORARY
+        } else {
+            EXIT_ERROR
         }
-    }
+    })
 }
 
 fn default_db() -> PathBuf {
