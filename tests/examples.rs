@@ -187,6 +187,24 @@ callrec-verify --explain sealed/call.sealed.mkv > check.sh
 mkdir spool-in && cp call.wav spool-in/
 "#;
 
+/// The record the query examples name. Every documented search must find it: a search that
+/// finds nothing (a misspelt label, a wrong date) is a broken example even when it exits 0.
+const RECORD_ID: &str = "20261127T093000Z-0a1b2c3d4e5f";
+
+/// What a `callrec-query search` example printed: its stdout, or the file it redirects to.
+fn search_output(command: &str, stdout: &str, home: &Path) -> Option<String> {
+    if !command.starts_with("callrec-query search") {
+        return None;
+    }
+    Some(match command.split_once("> ") {
+        Some((_, file)) => {
+            let file = file.split_whitespace().next().unwrap_or_default();
+            std::fs::read_to_string(home.join(file)).unwrap_or_default()
+        }
+        None => stdout.to_string(),
+    })
+}
+
 /// A tool's wrapper: runs the built binary and logs a non-zero exit.
 const WRAPPER: &str = r#"#!/bin/sh
 "$CALLREC_EXAMPLES_BIN/NAME" "$@"
@@ -443,15 +461,22 @@ fn documented_commands_run_as_written() {
                 };
                 let (code, stdout, stderr, failed) =
                     sh(&tools, &home, &run.join("tools.log"), &script);
-                if code != 0 || !failed.is_empty() {
+                let found = search_output(command, &stdout, &home)
+                    .is_none_or(|out| out.contains(RECORD_ID));
+                if code != 0 || !failed.is_empty() || !found {
                     failures.lock().unwrap().push(format!(
-                        "{}: {}\n  ran: {script}\n  exit {code}; {}\n  stdout: {}\n  stderr: {}",
+                        "{}: {}\n  ran: {script}\n  exit {code}; {}{}\n  stdout: {}\n  stderr: {}",
                         example.source,
                         example.command,
                         if failed.is_empty() {
                             "no tool failed".to_string()
                         } else {
                             failed.trim().replace('\n', ", ")
+                        },
+                        if found {
+                            ""
+                        } else {
+                            "; the search did not find the fixture's record"
                         },
                         stdout.trim().replace('\n', "\n          "),
                         stderr.trim().replace('\n', "\n          "),
