@@ -7,8 +7,6 @@ use std::io::{self, BufRead, IsTerminal};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
-use serde::Serialize;
-
 use crate::fsutil::{TEMP_PREFIX, TEMP_SUFFIX};
 use crate::record::RecordFiles;
 
@@ -164,37 +162,6 @@ pub fn escape_control(text: &str) -> String {
             }
         })
         .collect()
-}
-
-/// A path in JSON output: a string when it is UTF-8, else `{"bytes": "<base64>"}`, so no
-/// path is mangled.
-#[derive(Debug, Clone, Serialize)]
-#[serde(untagged)]
-pub enum WirePath {
-    Text(String),
-    Bytes { bytes: String },
-}
-
-impl From<&Path> for WirePath {
-    fn from(path: &Path) -> WirePath {
-        match path.to_str() {
-            Some(s) => WirePath::Text(s.to_string()),
-            None => {
-                use base64::Engine;
-                WirePath::Bytes {
-                    bytes: base64::engine::general_purpose::STANDARD
-                        .encode(path.as_os_str().as_bytes()),
-                }
-            }
-        }
-    }
-}
-
-/// One JSON Lines object as bytes, newline-terminated.
-pub fn json_line(value: &impl Serialize) -> Vec<u8> {
-    let mut line = serde_json::to_vec(value).expect("wire types serialise");
-    line.push(b'\n');
-    line
 }
 
 /// A path as a line of plain output: the raw bytes, newline- or NUL-terminated.

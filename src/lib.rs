@@ -12,6 +12,7 @@
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
 //! - [`query`]: the index of an archive: search, workload, fetch.
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
+//! - [`wire`]: the JSON Lines each tool writes with `--json`.
 
 pub mod annotate;
 pub mod archive;
@@ -33,3 +34,4 @@ pub mod validate;
 pub mod verify;
 pub mod vocab;
 pub mod watermark;
+pub mod wire;

@@ -290,7 +290,7 @@ fn records_come_from_stdin_and_bare_media_gets_a_sidecar() {
         b"bare.wav\n",
     );
     assert_eq!(code, 0);
-    let line: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let line = json_lines(stdout.as_bytes()).remove(0);
     assert_eq!(line["type"], "record");
     assert_eq!(line["path"], "bare.wav");
     assert_eq!(line["record"]["phone"]["number"], "13321150748");

@@ -139,7 +139,7 @@ fn sidecar_or_media_path_name_the_same_record() {
                 .args(["--json", "-p", "keys", "--show", "--identity", "keys"])
                 .arg(sealed),
         );
-        let text: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let text = json_lines(&out.stdout).remove(0);
         assert_eq!(text["record"]["id"], "20261127T101500Z-0123456789ab");
         assert_eq!(text["record"]["phone"]["number"], "13321150748");
     }

@@ -78,6 +78,7 @@ fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
 fn text_info_of_the_vectors_decodes_to_the_figure_3c_line() {
     let t = TestDir::new();
     fs::create_dir(t.join("keys")).unwrap();
+    fs::set_permissions(t.join("keys"), fs::Permissions::from_mode(0o700)).unwrap();
     for key in ["age-identity.txt", "table.key"] {
         let dest = t.join("keys").join(key);
         fs::copy(vectors().join(key), &dest).unwrap();

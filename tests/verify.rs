@@ -1,6 +1,7 @@
 //! callrec-verify: tampering of every kind is caught; chain gaps and forks are reported.
 
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::util::*;
@@ -218,6 +219,7 @@ fn two_records_with_one_sequence_are_a_fork() {
     t.seal("keys", &["a.bin"]);
     // A copy of the key directory (and its chain state) seals a different record in the same place.
     fs::create_dir(t.join("copy")).unwrap();
+    fs::set_permissions(t.join("copy"), fs::Permissions::from_mode(0o700)).unwrap();
     for entry in fs::read_dir(&keys).unwrap() {
         let entry = entry.unwrap();
         fs::copy(entry.path(), t.join("copy").join(entry.file_name())).unwrap();

@@ -7,11 +7,11 @@ use std::process::ExitCode;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use serde::Serialize;
 
 use callrec::annotate::{self, Annotated, Context, Fields, Row};
 use callrec::args::AnnotateArgs;
-use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
+use callrec::wire;
+use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::record::Record;
 use callrec::vocab::{Kind, Vocabulary};
 
@@ -21,15 +21,6 @@ use common::Stdout;
 
 const PROG: &str = "callrec-annotate";
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-enum Wire<'a> {
-    Record {
-        path: WirePath,
-        correction: bool,
-        record: &'a Record,
-    },
-}
 
 fn main() -> ExitCode {
     let args = AnnotateArgs::parse();
@@ -42,13 +33,15 @@ struct Output<'a> {
     json: bool,
     null: bool,
     vocab: Vocabulary,
+    annotated: usize,
+    corrections: usize,
     failed: usize,
 }
 
 impl Output<'_> {
     fn done(&mut self, annotated: &Annotated) {
         let bytes = if self.json {
-            cli::json_line(&Wire::Record {
+            wire::json_line(&wire::Annotate::Record {
                 path: annotated.media().into(),
                 correction: matches!(annotated, Annotated::Correction { .. }),
                 record: annotated.record(),
@@ -65,11 +58,30 @@ impl Output<'_> {
             cli::path_line(annotated.media(), self.null)
         };
         self.stdout.write(&bytes);
+        match annotated {
+            Annotated::Correction { .. } => self.corrections += 1,
+            _ => self.annotated += 1,
+        }
     }
 
     fn fail(&mut self, message: &str) {
         eprintln!("{PROG}: {message}");
+        if self.json {
+            self.stdout.write(&wire::json_line(&wire::Annotate::Error {
+                message: message.to_string(),
+            }));
+        }
         self.failed += 1;
+    }
+
+    fn summary(&self) {
+        if self.json {
+            self.stdout.write(&wire::json_line(&wire::Annotate::Summary {
+                annotated: self.annotated,
+                corrections: self.corrections,
+                failed: self.failed,
+            }));
+        }
     }
 }
 
@@ -103,6 +115,8 @@ fn run(args: AnnotateArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         json: args.json,
         null: args.null,
         vocab,
+        annotated: 0,
+        corrections: 0,
         failed: 0,
     };
 
@@ -133,6 +147,7 @@ fn run(args: AnnotateArgs, stdout: &Stdout) -> anyhow::Result<u8> {
             }
         }
     }
+    out.summary();
     Ok(if out.failed > 0 { EXIT_FAILED } else { EXIT_OK })
 }
 

@@ -9,13 +9,13 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
-use serde::Serialize;
 
 use callrec::args::{AudioCodecArg, CaptureArgs};
 use callrec::capture::{self, AudioCodec, CaptureError, CaptureOptions, SourceSpec};
-use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::wire;
+use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::hid::HookEvents;
-use callrec::record::{PhoneDevice, Record};
+use callrec::record::PhoneDevice;
 use callrec::usb::{self, Phone, UsbError};
 use callrec::validate;
 
@@ -26,12 +26,6 @@ use common::Stdout;
 const PROG: &str = "callrec-capture";
 const SYSFS: &str = "/sys";
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-enum Wire<'a> {
-    Record { path: WirePath, record: &'a Record },
-    Phone(&'a Phone),
-}
 
 fn main() -> ExitCode {
     let args = CaptureArgs::parse();
@@ -59,6 +53,12 @@ fn list(json: bool, stdout: &Stdout) -> anyhow::Result<u8> {
         Ok(devices) => devices,
         Err(UsbError::NoUsb(why)) => {
             eprintln!("{PROG}: no USB on this machine ({why}); no phone can be attached");
+            if json {
+                stdout.write(&wire::json_line(&wire::Capture::Summary {
+                    records: 0,
+                    phones: 0,
+                }));
+            }
             return Ok(EXIT_OK);
         }
         Err(e) => return Err(e.into()),
@@ -67,7 +67,7 @@ fn list(json: bool, stdout: &Stdout) -> anyhow::Result<u8> {
     let phones = usb::phones(devices, &known_phones()?, Path::new(SYSFS));
     for phone in &phones {
         if json {
-            stdout.write(&cli::json_line(&Wire::Phone(phone)));
+            stdout.write(&wire::json_line(&wire::Capture::Phone(phone)));
         } else {
             let u = &phone.usb;
             let line = format!(
@@ -92,6 +92,12 @@ fn list(json: bool, stdout: &Stdout) -> anyhow::Result<u8> {
         eprintln!("{PROG}: no USB devices on this machine; no phone is attached");
     } else if phones.is_empty() {
         eprintln!("{PROG}: no phone among the {count} USB devices");
+    }
+    if json {
+        stdout.write(&wire::json_line(&wire::Capture::Summary {
+            records: 0,
+            phones: phones.len(),
+        }));
     }
     Ok(EXIT_OK)
 }
@@ -233,14 +239,17 @@ fn run(args: CaptureArgs, stdout: &Stdout) -> anyhow::Result<u8> {
             );
         }
     }
-    let bytes = if args.json {
-        cli::json_line(&Wire::Record {
+    if args.json {
+        stdout.write(&wire::json_line(&wire::Capture::Record {
             path: captured.media.as_path().into(),
             record: &captured.record,
-        })
+        }));
+        stdout.write(&wire::json_line(&wire::Capture::Summary {
+            records: 1,
+            phones: 0,
+        }));
     } else {
-        cli::path_line(&captured.media, false)
-    };
-    stdout.write(&bytes);
+        stdout.write(&cli::path_line(&captured.media, false));
+    }
     Ok(EXIT_OK)
 }

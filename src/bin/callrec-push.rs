@@ -14,8 +14,8 @@ use rayon::prelude::*;
 
 use callrec::archive::{self, Archive, Target};
 use callrec::args::{PushArgs, VerifyDepth};
-use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
-use serde::Serialize;
+use callrec::wire;
+use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 
 mod common;
 
@@ -31,28 +31,6 @@ fn main() -> ExitCode {
 }
 
 /// JSON Lines output: one line per record, then a summary.
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-enum Wire<'a> {
-    /// A record archived by this run (`status: uploaded`) or found archived already.
-    Archived {
-        #[serde(flatten)]
-        receipt: &'a archive::Receipt,
-    },
-    Error {
-        input: WirePath,
-        message: String,
-        /// The archive could not be reached: the record stays for the next run.
-        temporary: bool,
-    },
-    Summary {
-        uploaded: usize,
-        already_archived: usize,
-        failed: usize,
-        /// Records not tried because the archive was unreachable.
-        not_tried: usize,
-    },
-}
 
 fn default_journal() -> PathBuf {
     cli::xdg_dir("XDG_STATE_HOME", ".local/state")
@@ -199,7 +177,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                         already.fetch_add(1, Ordering::Relaxed);
                     }
                     let line = if args.json {
-                        cli::json_line(&Wire::Archived { receipt: &receipt })
+                        wire::json_line(&wire::Push::Archived { receipt: &receipt })
                     } else {
                         if receipt.status != "uploaded" {
                             progress.suspend(|| {
@@ -222,7 +200,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                     let message = cli::error_chain(&e);
                     progress.suspend(|| eprintln!("{PROG}: {file:?}: {message}"));
                     if args.json {
-                        stdout.write(&cli::json_line(&Wire::Error {
+                        stdout.write(&wire::json_line(&wire::Push::Error {
                             input: file.as_path().into(),
                             message,
                             temporary: e.is_temporary(),
@@ -241,7 +219,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     }
     drop(locks);
     if args.json {
-        stdout.write(&cli::json_line(&Wire::Summary {
+        stdout.write(&wire::json_line(&wire::Push::Summary {
             uploaded: uploaded.into_inner(),
             already_archived: already.into_inner(),
             failed: failed.load(Ordering::Relaxed),

@@ -8,11 +8,11 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use anyhow::{bail, Context};
 use clap::Parser;
 use rayon::prelude::*;
-use serde::Serialize;
 
 use callrec::args::{CipherArg, SealArgs, SealCommand};
 use callrec::capture;
-use callrec::cli::{self, WirePath, EXIT_FAILED, EXIT_OK};
+use callrec::wire::{self, WirePath};
+use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey, TextKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
@@ -25,32 +25,6 @@ use common::Stdout;
 
 const PROG: &str = "callrec-seal";
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-enum Wire<'a> {
-    Sealed {
-        input: WirePath,
-        output: WirePath,
-        record_id: &'a str,
-        sequence: u64,
-        /// A correction sealed because the sidecar changed: the earlier seal.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        corrects: Option<WirePath>,
-    },
-    AlreadySealed {
-        input: WirePath,
-        output: WirePath,
-    },
-    Error {
-        input: WirePath,
-        message: String,
-    },
-    Summary {
-        sealed: usize,
-        already_sealed: usize,
-        failed: usize,
-    },
-}
 
 fn main() -> ExitCode {
     let args = SealArgs::parse();
@@ -139,7 +113,7 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         failed.into_inner(),
     );
     if args.json {
-        stdout.write(&cli::json_line(&Wire::Summary {
+        stdout.write(&wire::json_line(&wire::Seal::Summary {
             sealed,
             already_sealed: already,
             failed,
@@ -237,25 +211,25 @@ fn report(
                     record_id,
                     sequence,
                     ..
-                } => Wire::Sealed {
+                } => wire::Seal::Sealed {
                     input: wire_input,
                     output: output.into(),
                     record_id: record_id.as_str(),
                     sequence: *sequence,
                     corrects: outcome.corrects().map(WirePath::from),
                 },
-                _ => Wire::AlreadySealed {
+                _ => wire::Seal::AlreadySealed {
                     input: wire_input,
                     output: output.into(),
                 },
             };
-            stdout.write(&cli::json_line(&wire));
+            stdout.write(&wire::json_line(&wire));
         }
         Err(err) => {
             let message = cli::error_chain(err);
             eprintln!("{PROG}: {input:?}: {message}");
             if args.json {
-                stdout.write(&cli::json_line(&Wire::Error {
+                stdout.write(&wire::json_line(&wire::Seal::Error {
                     input: wire_input,
                     message,
                 }));

@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 use rayon::prelude::*;
-use serde::Serialize;
 
 use callrec::args::VerifyArgs;
-use callrec::cli::{self, WirePath, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::wire::{self, WirePath};
+use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
@@ -21,63 +21,7 @@ use common::Stdout;
 
 const PROG: &str = "callrec-verify";
 
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "kebab-case")]
-enum Wire<'a> {
-    Verdict {
-        path: WirePath,
-        /// `verified`, `failed` (proven bad) or `error` (could not check).
-        status: &'static str,
-        quick: bool,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        check: Option<verify::Check>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        message: Option<String>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        record_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        key_id: Option<&'a str>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        sequence: Option<u64>,
-        #[serde(skip_serializing_if = "Option::is_none")]
-        sealed_at: Option<String>,
-        /// For a correction: the id of the record it corrects.
-        #[serde(skip_serializing_if = "Option::is_none")]
-        corrects: Option<&'a str>,
-    },
-    /// A record and its corrections, oldest first.
-    History {
-        record_id: &'a str,
-        versions: Vec<WireVersion<'a>>,
-    },
-    Chain {
-        /// `gap` or `fork`.
-        status: &'static str,
-        key_id: &'a str,
-        message: String,
-        paths: Vec<WirePath>,
-    },
-    Text {
-        path: WirePath,
-        record: &'a callrec::record::Record,
-        line: Option<String>,
-    },
-    Summary {
-        verified: usize,
-        failed: usize,
-        errors: usize,
-        chain_issues: usize,
-    },
-}
 
-#[derive(Serialize)]
-struct WireVersion<'a> {
-    path: WirePath,
-    record_id: &'a str,
-    sealed_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    corrects: Option<&'a str>,
-}
 
 fn main() -> ExitCode {
     let args = VerifyArgs::parse();
@@ -190,13 +134,20 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Re
     let identity = args.identity.as_deref().expect("clap requires --identity");
     check(file, args, trusted, None)?;
     let sealed = SealedFile::open(file)?;
+    let vocab = callrec::vocab::Vocabulary::configured(args.vocabulary.as_deref())?;
     let record = verify::read_text(&sealed, identity)?;
-    let line = record.to_line(&callrec::vocab::Vocabulary::builtin()).ok();
+    let line = record.to_line(&vocab).ok();
     if args.json {
-        stdout.write(&cli::json_line(&Wire::Text {
+        stdout.write(&wire::json_line(&wire::Verify::Text {
             path: file.into(),
             record: &record,
             line,
+        }));
+        stdout.write(&wire::json_line(&wire::Verify::Summary {
+            verified: 1,
+            failed: 0,
+            errors: 0,
+            chain_issues: 0,
         }));
     } else {
         stdout.write(&record.to_json());
@@ -241,7 +192,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                     continue;
                 }
                 let m = v.as_ref().map(|v| &v.manifest);
-                Wire::Verdict {
+                wire::Verify::Verdict {
                     path: wire_path,
                     status: "verified",
                     quick: args.quick,
@@ -269,7 +220,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                 };
                 let message = cli::error_chain(err);
                 eprintln!("{PROG}: {path:?}: {}", status_word(status, &message));
-                Wire::Verdict {
+                wire::Verify::Verdict {
                     path: wire_path,
                     status,
                     quick: args.quick,
@@ -284,7 +235,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }
         };
         if args.json {
-            stdout.write(&cli::json_line(&wire));
+            stdout.write(&wire::json_line(&wire));
         }
     }
 
@@ -310,7 +261,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                     ("fork", key_id, vec![path.as_path().into()])
                 }
             };
-            stdout.write(&cli::json_line(&Wire::Chain {
+            stdout.write(&wire::json_line(&wire::Verify::Chain {
                 status,
                 key_id,
                 message: issue.to_string(),
@@ -324,14 +275,14 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             let versions = history
                 .versions
                 .iter()
-                .map(|v| WireVersion {
+                .map(|v| wire::VerifyVersion {
                     path: v.path.as_path().into(),
                     record_id: v.manifest.record_id.as_str(),
                     sealed_at: v.manifest.sealed_at.to_rfc3339(),
                     corrects: v.corrects(),
                 })
                 .collect();
-            stdout.write(&cli::json_line(&Wire::History {
+            stdout.write(&wire::json_line(&wire::Verify::History {
                 record_id: &history.record_id,
                 versions,
             }));
@@ -350,7 +301,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
         }
     }
     if args.json {
-        stdout.write(&cli::json_line(&Wire::Summary {
+        stdout.write(&wire::json_line(&wire::Verify::Summary {
             verified,
             failed,
             errors,

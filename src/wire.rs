@@ -1,0 +1,187 @@
+//! The JSON Lines every tool writes with `--json`: one object per line, its kind in `type`,
+//! and a last line of `"type": "summary"`. These types are only ever serialised, kept apart
+//! from the domain types so the wire format changes only on purpose; `docs/JSON.md` lists
+//! every type and field per tool, and a test holds each tool's real output to that list.
+
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::archive::Receipt;
+use crate::record::Record;
+use crate::usb::Phone;
+use crate::verify::Check;
+
+/// A path in JSON output: a string when it is UTF-8, else `{"bytes": "<base64>"}`, so no
+/// path is mangled.
+#[derive(Debug, Clone, Serialize)]
+#[serde(untagged)]
+pub enum WirePath {
+    Text(String),
+    Bytes { bytes: String },
+}
+
+impl From<&Path> for WirePath {
+    fn from(path: &Path) -> WirePath {
+        match path.to_str() {
+            Some(s) => WirePath::Text(s.to_string()),
+            None => {
+                use base64::Engine;
+                WirePath::Bytes {
+                    bytes: base64::engine::general_purpose::STANDARD
+                        .encode(path.as_os_str().as_bytes()),
+                }
+            }
+        }
+    }
+}
+
+/// One JSON Lines object as bytes, newline-terminated.
+pub fn json_line(value: &impl Serialize) -> Vec<u8> {
+    let mut line = serde_json::to_vec(value).expect("wire types serialise");
+    line.push(b'\n');
+    line
+}
+
+/// `callrec-capture --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Capture<'a> {
+    /// The recording made, and its record.
+    Record { path: WirePath, record: &'a Record },
+    /// With `--list`: one attached phone.
+    Phone(&'a Phone),
+    Summary { records: usize, phones: usize },
+}
+
+/// `callrec-annotate --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Annotate<'a> {
+    /// A record annotated, or (`correction: true`) a correction written.
+    Record {
+        path: WirePath,
+        correction: bool,
+        record: &'a Record,
+    },
+    /// A record or batch row that could not be annotated; nothing changed for it.
+    Error { message: String },
+    Summary {
+        annotated: usize,
+        corrections: usize,
+        failed: usize,
+    },
+}
+
+/// `callrec-seal --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Seal<'a> {
+    Sealed {
+        input: WirePath,
+        output: WirePath,
+        record_id: &'a str,
+        sequence: u64,
+        /// A correction sealed because the sidecar changed: the earlier seal.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        corrects: Option<WirePath>,
+    },
+    AlreadySealed {
+        input: WirePath,
+        output: WirePath,
+    },
+    Error {
+        input: WirePath,
+        message: String,
+    },
+    Summary {
+        sealed: usize,
+        already_sealed: usize,
+        failed: usize,
+    },
+}
+
+/// `callrec-verify --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Verify<'a> {
+    Verdict {
+        path: WirePath,
+        /// `verified`, `failed` (proven bad) or `error` (could not check).
+        status: &'static str,
+        quick: bool,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        check: Option<Check>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        record_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<&'a str>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sealed_at: Option<String>,
+        /// For a correction: the id of the record it corrects.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        corrects: Option<&'a str>,
+    },
+    /// A record and its corrections, oldest first.
+    History {
+        record_id: &'a str,
+        versions: Vec<VerifyVersion<'a>>,
+    },
+    Chain {
+        /// `gap` or `fork`.
+        status: &'static str,
+        key_id: &'a str,
+        message: String,
+        paths: Vec<WirePath>,
+    },
+    Text {
+        path: WirePath,
+        record: &'a Record,
+        line: Option<String>,
+    },
+    Summary {
+        verified: usize,
+        failed: usize,
+        errors: usize,
+        chain_issues: usize,
+    },
+}
+
+/// One version in a `history` line of `callrec-verify`.
+#[derive(Serialize)]
+pub struct VerifyVersion<'a> {
+    pub path: WirePath,
+    pub record_id: &'a str,
+    pub sealed_at: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub corrects: Option<&'a str>,
+}
+
+/// `callrec-push --json`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Push<'a> {
+    /// A record archived by this run (`status: uploaded`) or found archived already.
+    Archived {
+        #[serde(flatten)]
+        receipt: &'a Receipt,
+    },
+    Error {
+        input: WirePath,
+        message: String,
+        /// The archive could not be reached: the record stays for the next run.
+        temporary: bool,
+    },
+    Summary {
+        uploaded: usize,
+        already_archived: usize,
+        failed: usize,
+        /// Records not tried because the archive was unreachable.
+        not_tried: usize,
+    },
+}
