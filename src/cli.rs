@@ -203,3 +203,53 @@ pub fn pubkey_paths(given: &[PathBuf]) -> Vec<PathBuf> {
         .into_iter()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn working_files_are_never_records() {
+        for name in [
+            ".callrec-push.lock",
+            ".callrec-abc123.tmp",
+            ".callrec-0123456789abcdef.pending",
+            "20261127T093000Z-0a1b2c3d4e5f.mkv.part",
+            "2026/11/27/r.sealed.mkv#3",
+            ".hidden.sealed.mkv",
+        ] {
+            let path = Path::new(name);
+            assert!(is_working_file(path), "{name}");
+            assert!(!walk_takes(Walk::Recordings, path), "{name}");
+            assert!(!walk_takes(Walk::Sealed, path), "{name}");
+        }
+    }
+
+    #[test]
+    fn each_walk_takes_what_it_can_use() {
+        let cases = [
+            ("call.mkv", true, false),
+            ("call.sealed.mkv", false, true),
+            ("call.sealed", false, true),
+            ("call.0123456789abcdef.sealed.correction", false, true),
+            ("r.0123456789abcdef.sealed.wav", false, true),
+            ("call.mkv.callrec.json", false, false),
+            ("notes#draft", true, false),
+            ("sealed.mkv", true, false),
+        ];
+        for (name, recording, sealed) in cases {
+            let path = Path::new(name);
+            assert_eq!(walk_takes(Walk::Recordings, path), recording, "{name}");
+            assert_eq!(walk_takes(Walk::Sealed, path), sealed, "{name}");
+        }
+    }
+
+    #[test]
+    fn path_lists_split_on_newlines_or_nul_and_skip_empty_entries() {
+        let list = b"a\n\nb c\nd\r\n";
+        let paths = read_path_list(&list[..], false).unwrap();
+        assert_eq!(paths, [Path::new("a"), Path::new("b c"), Path::new("d\r")]);
+        let paths = read_path_list(&b"x\ny\0\0z"[..], true).unwrap();
+        assert_eq!(paths, [Path::new("x\ny"), Path::new("z")]);
+    }
+}
