@@ -20,7 +20,14 @@
 //! S3 Object Lock (retention and legal hold) is set through the AWS SDK, which speaks those
 //! parts of the protocol, right after the upload and before the record counts as done; it is
 //! then read back, so a store that ignores it is caught. Endpoint, region and credentials for
-//! both clients come from one place: the AWS SDK's standard resolution.
+//! both clients come from one place: the AWS SDK's standard resolution. A whole bucket is
+//! listed through the AWS SDK too, so that one key no reader could take (`object_store`
+//! refuses a page over a `..` segment) is set apart instead of failing the listing.
+//!
+//! A failure is classed from what the store answered ([`PushError::exit_code`]): only what may
+//! pass by itself is temporary (exit 75: no connection, a timeout, HTTP 5xx, 429, `SlowDown`);
+//! refused credentials, a bucket that does not exist and an archive path that cannot be
+//! written are named, and trying again is left to a person.
 
 use std::collections::{HashMap, HashSet};
 use std::fs::{File, OpenOptions};
@@ -113,6 +120,10 @@ impl std::str::FromStr for Target {
     }
 }
 
+/// Why a push (or a read of the archive) failed. [`PushError::exit_code`] classes it: only
+/// what may pass by itself is temporary (exit 75, the spool left to be tried again); what
+/// will not (refused credentials, a bucket that does not exist, an archive path that cannot
+/// be written) names its cause and is exit 1 or 2.
 #[derive(Debug, thiserror::Error)]
 pub enum PushError {
     #[error(transparent)]
@@ -123,28 +134,246 @@ pub enum PushError {
     Conflict { key: String },
     #[error("the archived copy of {key} does not match the local seal after upload")]
     Mismatch { key: String },
-    /// The archive could not be reached or answered with an error: try again later.
+    /// The archive could not be reached (connection refused or reset, a timeout, a name that
+    /// did not resolve) or answered that it is failing or busy (HTTP 5xx, 429, `SlowDown`):
+    /// this may pass by itself, so try again later.
     #[error("archive unreachable: {0}")]
     Unreachable(String),
+    /// The archive refused the credentials (HTTP 401 or 403: an unknown key, a wrong secret,
+    /// a key without access to the bucket).
+    #[error("{archive} refused the credentials ({answer}): check AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or AWS_PROFILE) and the key's access to the bucket")]
+    Credentials { archive: String, answer: String },
+    /// The bucket named by the target does not exist.
+    #[error("the bucket {bucket:?} does not exist ({answer})")]
+    NoBucket { bucket: String, answer: String },
+    /// Any other failure of the archive that trying again will not mend, as it answered.
+    #[error("{archive}: {answer}")]
+    Refused { archive: String, answer: String },
     #[error("{key}: the archive did not keep the retention: {reason}")]
     RetentionNotKept { key: String, reason: String },
     #[error("cannot open the archive: {0}")]
     Setup(String),
 }
 
+/// EX_TEMPFAIL: a temporary failure; try again later.
+pub const EXIT_TEMPORARY: u8 = 75;
+
 impl PushError {
+    /// The exit status this error calls for: [`EXIT_TEMPORARY`] (75) for what may pass by
+    /// itself (the archive unreachable, failing or busy); [`crate::cli::EXIT_ERROR`] (2) when
+    /// the archive cannot be used at all (it cannot be opened, the credentials are refused,
+    /// the bucket does not exist), so no other record can go either; otherwise
+    /// [`crate::cli::EXIT_FAILED`] (1): this record failed, the others may not.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            PushError::Unreachable(_) => EXIT_TEMPORARY,
+            PushError::Io(e) if io_temporary(e.source.kind()) => EXIT_TEMPORARY,
+            PushError::Credentials { .. } | PushError::NoBucket { .. } | PushError::Setup(_) => {
+                crate::cli::EXIT_ERROR
+            }
+            _ => crate::cli::EXIT_FAILED,
+        }
+    }
+
     /// Temporary failures (exit 75) leave everything to be tried again.
     pub fn is_temporary(&self) -> bool {
-        matches!(self, PushError::Unreachable(_))
+        self.exit_code() == EXIT_TEMPORARY
     }
 }
 
-impl From<object_store::Error> for PushError {
-    fn from(e: object_store::Error) -> PushError {
-        PushError::Unreachable(e.to_string())
-    }
+/// Local I/O failures that may pass by themselves (a network file system that timed out).
+fn io_temporary(kind: std::io::ErrorKind) -> bool {
+    use std::io::ErrorKind::*;
+    matches!(kind, TimedOut | WouldBlock | Interrupted)
 }
 
+/// What is known of a failed request to the archive, from either client.
+#[derive(Debug, Default)]
+struct Failure {
+    /// The HTTP status the store answered.
+    status: Option<u16>,
+    /// The S3 error code (`AccessDenied`, `NoSuchBucket`, `SlowDown`, ...) and message.
+    code: Option<String>,
+    message: Option<String>,
+    /// The request failed in transport: no connection, a timeout, a connection dropped.
+    transport: bool,
+    /// The first I/O error in the chain of causes.
+    io: Option<std::io::ErrorKind>,
+    /// The whole error, with its causes.
+    detail: String,
+}
+
+impl Failure {
+    /// Fill in what the causes of `err` say: the first I/O error's kind.
+    fn with_causes(mut self, err: &(dyn std::error::Error + 'static)) -> Failure {
+        let mut cause = Some(err);
+        while let Some(e) = cause {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                self.io.get_or_insert(io.kind());
+            }
+            cause = e.source();
+        }
+        self
+    }
+
+    /// From an `object_store` error: its variant, the HTTP failure kind of its cause, and the
+    /// status and S3 error of the answer (which `object_store` keeps only in its message).
+    fn from_store(err: &object_store::Error) -> Failure {
+        use object_store::client::{HttpError, HttpErrorKind};
+        let detail = crate::cli::error_chain(err);
+        let mut failure = Failure {
+            status: match err {
+                object_store::Error::Unauthenticated { .. } => Some(401),
+                object_store::Error::PermissionDenied { .. } => Some(403),
+                _ => None,
+            },
+            ..Failure::default()
+        }
+        .with_causes(err);
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(err);
+        while let Some(e) = cause {
+            if let Some(http) = e.downcast_ref::<HttpError>() {
+                failure.transport |= matches!(
+                    http.kind(),
+                    HttpErrorKind::Connect
+                        | HttpErrorKind::Request
+                        | HttpErrorKind::Timeout
+                        | HttpErrorKind::Interrupted
+                        | HttpErrorKind::Decode
+                );
+            }
+            cause = e.source();
+        }
+        // `object_store` shows the cause of a request that failed in transport as `HTTP
+        // error: ...` but hides its `HttpError` from the chain of causes (a transparent
+        // wrapper forwards past it), so the message says it.
+        failure.transport |= detail.contains("HTTP error: ");
+        if let Some(at) = detail.find("Server returned non-2xx status code: ") {
+            let digits = &detail[at + "Server returned non-2xx status code: ".len()..];
+            failure.status = digits
+                .get(..3)
+                .and_then(|d| d.parse().ok())
+                .or(failure.status);
+        }
+        let element = |name: &str| {
+            let open = format!("<{name}>");
+            let start = detail.find(&open)? + open.len();
+            let len = detail[start..].find(&format!("</{name}>"))?;
+            Some(detail[start..start + len].to_string())
+        };
+        failure.code = element("Code");
+        failure.message = element("Message");
+        failure.detail = detail;
+        failure
+    }
+
+    /// From an AWS SDK error: its kind (dispatch, timeout, service, response) and the
+    /// service's error metadata and HTTP status.
+    fn from_sdk<E>(
+        err: &aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Failure
+    where
+        E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
+    {
+        use aws_sdk_s3::error::SdkError;
+        let mut failure = Failure {
+            detail: crate::cli::error_chain(err),
+            ..Failure::default()
+        }
+        .with_causes(err);
+        match err {
+            // A request that could not be sent (no connection, a name that did not resolve);
+            // one refused before sending (`is_user`: a bad endpoint) is not temporary.
+            SdkError::DispatchFailure(dispatch) => failure.transport = !dispatch.is_user(),
+            SdkError::TimeoutError(_) => failure.transport = true,
+            SdkError::ServiceError(service) => {
+                failure.status = Some(service.raw().status().as_u16());
+                failure.code = service.err().code().map(str::to_string);
+                failure.message = service.err().message().map(str::to_string);
+            }
+            SdkError::ResponseError(response) => {
+                failure.status = Some(response.raw().status().as_u16())
+            }
+            _ => {}
+        }
+        failure
+    }
+
+    /// The store's answer, in short: `403 AccessDenied: Invalid signature`.
+    fn answer(&self) -> String {
+        match (self.status, &self.code) {
+            (None, None) => self.detail.clone(),
+            (status, code) => {
+                let mut answer = "the store answered".to_string();
+                if let Some(status) = status {
+                    answer.push_str(&format!(" {status}"));
+                }
+                if let Some(code) = code {
+                    answer.push_str(&format!(" {code}"));
+                }
+                if let Some(message) = &self.message {
+                    answer.push_str(&format!(": {message}"));
+                }
+                answer
+            }
+        }
+    }
+
+    /// Class the failure (see [`PushError::exit_code`]).
+    fn classify(self, target: &Target) -> PushError {
+        let code = self.code.as_deref().unwrap_or_default();
+        let status = self.status.unwrap_or_default();
+        let archive = target.to_string();
+        if code == "NoSuchBucket" {
+            if let Target::S3 { bucket, .. } = target {
+                return PushError::NoBucket {
+                    bucket: bucket.clone(),
+                    answer: self.answer(),
+                };
+            }
+        }
+        let credentials = matches!(
+            code,
+            "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
+                | "TokenRefreshRequired"
+        );
+        if status == 401 || status == 403 || credentials {
+            return PushError::Credentials {
+                archive,
+                answer: self.answer(),
+            };
+        }
+        let busy = matches!(
+            code,
+            "SlowDown"
+                | "ServiceUnavailable"
+                | "InternalError"
+                | "RequestTimeout"
+                | "Throttling"
+                | "ThrottlingException"
+                | "RequestThrottled"
+                | "TooManyRequests"
+                | "OperationAborted"
+        );
+        // 501 Not Implemented (an S3 feature this store lacks) does not pass by itself.
+        if (status >= 500 && status != 501) || status == 429 || status == 408 || busy {
+            return PushError::Unreachable(self.answer());
+        }
+        // A TLS failure (a certificate not trusted) does not pass by itself.
+        let tls = self.io == Some(std::io::ErrorKind::InvalidData);
+        if self.status.is_none() && !tls && (self.transport || self.io.is_some_and(io_temporary)) {
+            return PushError::Unreachable(self.detail);
+        }
+        PushError::Refused {
+            archive,
+            answer: self.answer(),
+        }
+    }
+}
 /// S3 Object Lock modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
 #[serde(rename_all = "UPPERCASE")]
@@ -301,7 +530,11 @@ impl Archive {
                     remove_leftovers(&root.join(dir));
                 }
                 let prefix = object_store::path::Path::from(dir);
-                let listing = self.store.list_with_delimiter(Some(&prefix)).await?;
+                let listing = self
+                    .store
+                    .list_with_delimiter(Some(&prefix))
+                    .await
+                    .map_err(|e| self.fail(e))?;
                 let keys: Arc<HashSet<String>> = Arc::new(
                     listing
                         .objects
@@ -324,34 +557,84 @@ impl Archive {
         &self.target
     }
 
-    /// Every sealed record's object under the prefix (keys `….sealed.EXT`, as callrec-push
-    /// and callrec-seal name them), sorted by key.
-    pub fn list(&self) -> Result<Vec<Object>, PushError> {
-        self.runtime.block_on(async {
-            let prefix = (!self.prefix.is_empty())
-                .then(|| object_store::path::Path::from(self.prefix.as_str()));
-            let mut listing = self.store.list(prefix.as_ref());
-            let mut objects = Vec::new();
-            while let Some(meta) = listing.next().await {
-                let meta = meta?;
-                let key = meta.location.to_string();
-                let name = key.rsplit('/').next().unwrap_or_default();
-                let sealed_name = name
-                    .rsplit_once('.')
-                    .is_some_and(|(stem, _)| stem.ends_with(".sealed"));
-                if is_safe_key(&key) && sealed_name && !name.contains('#') {
-                    objects.push(Object {
-                        key,
-                        size: meta.size,
-                        etag: meta
-                            .e_tag
-                            .unwrap_or_else(|| meta.last_modified.to_rfc3339()),
-                    });
-                }
+    /// A failed `object_store` request, classed (see [`PushError::exit_code`]).
+    fn fail(&self, e: object_store::Error) -> PushError {
+        Failure::from_store(&e).classify(&self.target)
+    }
+
+    /// Every sealed record's object under the prefix (named `….sealed` or `….sealed.EXT`,
+    /// as callrec-push and callrec-seal name them; working files passed over), sorted by key,
+    /// and apart from them the keys of sealed names that are not safe archive keys
+    /// ([`is_safe_key`]: a `.` or `..` segment, an empty segment, a backslash, a control
+    /// character, not UTF-8), which no reader takes: one bad key does not stop a listing.
+    ///
+    /// Object storage is listed through the AWS SDK (`object_store` refuses a whole page
+    /// over one such key), with keys URL-encoded on the wire so that any key survives XML.
+    /// The ETag is kept as the store sends it (quoted), as `object_store` gave it.
+    pub fn list(&self) -> Result<(Vec<Object>, Vec<String>), PushError> {
+        let (mut objects, mut unsafe_keys) = (Vec::new(), Vec::new());
+        // A key is read back through `object_store`, which must name the same key.
+        let addressable =
+            |key: &str| object_store::path::Path::from(key).as_ref() == key || self.s3.is_none();
+        let mut take = |key: Result<String, String>, size: u64, etag: String| {
+            let utf8 = key.is_ok();
+            let (Ok(key) | Err(key)) = key;
+            let path = Path::new(&key);
+            if crate::cli::is_working_file(path) || !crate::cli::is_sealed_name(path) {
+                return;
             }
-            objects.sort_by(|a, b| a.key.cmp(&b.key));
-            Ok(objects)
-        })
+            if utf8 && is_safe_key(&key) && addressable(&key) {
+                objects.push(Object { key, size, etag });
+            } else {
+                unsafe_keys.push(key);
+            }
+        };
+        match &self.s3 {
+            Some((client, bucket)) => self.runtime.block_on(async {
+                let prefix = (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix));
+                let mut pages = client
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .set_prefix(prefix)
+                    .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+                    .into_paginator()
+                    .send();
+                while let Some(page) = pages.next().await {
+                    let page = page.map_err(|e| Failure::from_sdk(&e).classify(&self.target))?;
+                    for object in page.contents() {
+                        let Some(raw) = object.key() else { continue };
+                        let key = url_decode(raw);
+                        let etag = match (object.e_tag(), object.last_modified()) {
+                            (Some(etag), _) => etag.to_string(),
+                            (None, Some(t)) => {
+                                DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+                                    .map(|t| t.to_rfc3339())
+                                    .unwrap_or_default()
+                            }
+                            (None, None) => String::new(),
+                        };
+                        take(key, object.size().unwrap_or_default().max(0) as u64, etag);
+                    }
+                }
+                Ok::<_, PushError>(())
+            })?,
+            None => self.runtime.block_on(async {
+                let prefix = (!self.prefix.is_empty())
+                    .then(|| object_store::path::Path::from(self.prefix.as_str()));
+                let mut listing = self.store.list(prefix.as_ref());
+                while let Some(meta) = listing.next().await {
+                    let meta = meta.map_err(|e| self.fail(e))?;
+                    let etag = meta
+                        .e_tag
+                        .unwrap_or_else(|| meta.last_modified.to_rfc3339());
+                    take(Ok(meta.location.to_string()), meta.size, etag);
+                }
+                Ok::<_, PushError>(())
+            })?,
+        }
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        unsafe_keys.sort();
+        Ok((objects, unsafe_keys))
     }
 
     /// Random access to an archived object: the file itself in a directory archive; ranged
@@ -365,7 +648,8 @@ impl Archive {
         let tail_start = object.size.saturating_sub(TAIL_CACHE);
         let tail = self
             .runtime
-            .block_on(self.store.get_range(&location, tail_start..object.size))?;
+            .block_on(self.store.get_range(&location, tail_start..object.size))
+            .map_err(|e| self.fail(e))?;
         Ok(Box::new(ObjectReader {
             store: self.store.clone(),
             handle: self.runtime.handle().clone(),
@@ -382,10 +666,15 @@ impl Archive {
         }
         let location = object_store::path::Path::from(key);
         self.runtime.block_on(async {
-            let mut stream = self.store.get(&location).await?.into_stream();
+            let mut stream = self
+                .store
+                .get(&location)
+                .await
+                .map_err(|e| self.fail(e))?
+                .into_stream();
             let mut total = 0u64;
             while let Some(chunk) = stream.next().await {
-                let chunk = chunk?;
+                let chunk = chunk.map_err(|e| self.fail(e))?;
                 out.write_all(&chunk)
                     .map_err(|e| PushError::Setup(e.to_string()))?;
                 total += chunk.len() as u64;
@@ -511,10 +800,15 @@ impl Archive {
             });
         };
         if verify_full {
-            let mut stream = self.store.get(&location).await?.into_stream();
+            let mut stream = self
+                .store
+                .get(&location)
+                .await
+                .map_err(|e| self.fail(e))?
+                .into_stream();
             let mut hasher = Sha256::new();
             while let Some(chunk) = stream.next().await {
-                hasher.update(chunk?);
+                hasher.update(chunk.map_err(|e| self.fail(e))?);
             }
             if hex::encode(hasher.finalize()) != sha256 {
                 return Err(PushError::Mismatch { key });
@@ -559,10 +853,10 @@ impl Archive {
         let remote = match self.store.get_opts(location, options).await {
             Ok(remote) => remote,
             Err(object_store::Error::NotFound { .. }) => return Ok(None),
-            Err(e) => return Err(e.into()),
+            Err(e) => return Err(self.fail(e)),
         };
         let meta = remote.meta.clone();
-        let remote_tail = remote.bytes().await?;
+        let remote_tail = remote.bytes().await.map_err(|e| self.fail(e))?;
         Ok((meta.size == local.size && remote_tail[..] == local.tail[..]).then_some(meta))
     }
 
@@ -612,7 +906,7 @@ impl Archive {
                 .await
             {
                 Ok(head) => head,
-                Err(e) => return sdk_failure(e).map(Err),
+                Err(e) => return sdk_failure(&self.target, e).map(Err),
             };
             let until = head
                 .object_lock_retain_until_date
@@ -661,7 +955,7 @@ impl Archive {
                 .send()
                 .await
             {
-                return sdk_failure(e).map(Err);
+                return sdk_failure(&self.target, e).map(Err);
             }
         }
         if want.legal_hold {
@@ -677,7 +971,7 @@ impl Archive {
                 .send()
                 .await
             {
-                return sdk_failure(e).map(Err);
+                return sdk_failure(&self.target, e).map(Err);
             }
         }
         Ok(match read_back().await? {
@@ -738,12 +1032,16 @@ impl Archive {
                         key: key.to_string(),
                     })
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(self.fail(e)),
             };
             return Ok((hex::encode(hasher.finalize()), result.e_tag, result.version));
         }
         // Parts go up several at a time, as S3 clients do.
-        let upload = self.store.put_multipart(location).await?;
+        let upload = self
+            .store
+            .put_multipart(location)
+            .await
+            .map_err(|e| self.fail(e))?;
         let mut writer = object_store::WriteMultipart::new_with_chunk_size(upload, PART_SIZE);
         let mut buf = vec![0u8; PART_SIZE];
         loop {
@@ -754,11 +1052,11 @@ impl Archive {
             hasher.update(&buf[..n]);
             if let Err(e) = writer.wait_for_capacity(PART_CONCURRENCY).await {
                 let _ = writer.abort().await;
-                return Err(e.into());
+                return Err(self.fail(e));
             }
             writer.write(&buf[..n]);
         }
-        let result = writer.finish().await?;
+        let result = writer.finish().await.map_err(|e| self.fail(e))?;
         Ok((hex::encode(hasher.finalize()), result.e_tag, result.version))
     }
 }
@@ -817,29 +1115,51 @@ async fn open_s3(
     Ok((store, client))
 }
 
-/// A failed SDK call: temporary when the store could not be reached, otherwise the store's
-/// answer, which says why it did not keep the lock.
-fn sdk_failure<E, R>(e: aws_sdk_s3::error::SdkError<E, R>) -> Result<String, PushError>
+/// A failed SDK call setting or reading the Object Lock: temporary (the outer error) when it
+/// may pass by itself ([`PushError::exit_code`]), otherwise the store's answer, which says
+/// why it did not keep the lock.
+fn sdk_failure<E>(
+    target: &Target,
+    e: aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> Result<String, PushError>
 where
     E: aws_sdk_s3::error::ProvideErrorMetadata + std::error::Error + 'static,
-    R: std::fmt::Debug,
 {
-    use aws_sdk_s3::error::SdkError;
-    match &e {
-        SdkError::DispatchFailure(_) | SdkError::TimeoutError(_) => Err(PushError::Unreachable(
-            aws_sdk_s3::error::DisplayErrorContext(&e).to_string(),
-        )),
-        SdkError::ServiceError(service) if service.err().code().is_some() => Ok(format!(
-            "the store answered {}{}",
-            service.err().code().unwrap_or_default(),
-            service
-                .err()
-                .message()
-                .map(|m| format!(": {m}"))
-                .unwrap_or_default()
-        )),
-        _ => Ok(aws_sdk_s3::error::DisplayErrorContext(&e).to_string()),
+    let failure = Failure::from_sdk(&e);
+    let reason = failure.answer();
+    match failure.classify(target) {
+        e if e.is_temporary() => Err(e),
+        _ => Ok(reason),
     }
+}
+
+/// A key as S3 sends it with `encoding-type=url`: `%XX` escapes (and `+` for a space, as
+/// AWS encodes). A key that is not UTF-8 is returned as an error, its bad bytes replaced.
+fn url_decode(encoded: &str) -> Result<String, String> {
+    let bytes = encoded.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match (bytes[i], hex) {
+            (b'%', Some(byte)) => {
+                out.push(byte);
+                i += 3;
+            }
+            (b'+', _) => {
+                out.push(b' ');
+                i += 1;
+            }
+            (byte, _) => {
+                out.push(byte);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).map_err(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 /// How much of an object's end [`Archive::reader`] reads up front: the text block, manifest,
@@ -1072,4 +1392,97 @@ pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
     }
     std::fs::rename(file, &dest).at("cannot move", file)?;
     Ok(dest)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn s3() -> Target {
+        Target::S3 {
+            bucket: "calls".into(),
+            prefix: "branch".into(),
+        }
+    }
+
+    fn answered(status: u16, code: &str) -> Failure {
+        Failure {
+            status: Some(status),
+            code: Some(code.to_string()),
+            message: Some("why".into()),
+            detail: format!("{status} {code}"),
+            ..Failure::default()
+        }
+    }
+
+    #[test]
+    fn only_what_may_pass_by_itself_is_temporary() {
+        let code = |f: Failure| f.classify(&s3()).exit_code();
+        for (status, name) in [
+            (503, "SlowDown"),
+            (500, "InternalError"),
+            (502, ""),
+            (429, "TooManyRequests"),
+            (400, "RequestTimeout"),
+        ] {
+            assert_eq!(code(answered(status, name)), 75, "{status} {name}");
+        }
+        for (status, name) in [
+            (403, "AccessDenied"),
+            (401, ""),
+            (400, "InvalidAccessKeyId"),
+        ] {
+            let e = answered(status, name).classify(&s3());
+            assert!(matches!(e, PushError::Credentials { .. }), "{e:?}");
+            assert_eq!(e.exit_code(), 2);
+        }
+        let e = answered(404, "NoSuchBucket").classify(&s3());
+        assert!(e.to_string().contains("\"calls\" does not exist"), "{e}");
+        assert_eq!(e.exit_code(), 2);
+        for (status, name) in [
+            (501, "NotImplemented"),
+            (400, "InvalidRequest"),
+            (404, "NoSuchKey"),
+        ] {
+            assert_eq!(code(answered(status, name)), 1, "{status} {name}");
+        }
+        let transport = |io| Failure {
+            transport: true,
+            io,
+            detail: "connect".into(),
+            ..Failure::default()
+        };
+        assert_eq!(code(transport(None)), 75);
+        assert_eq!(
+            code(transport(Some(std::io::ErrorKind::ConnectionRefused))),
+            75
+        );
+        // A certificate that is not trusted does not pass by itself.
+        assert_eq!(code(transport(Some(std::io::ErrorKind::InvalidData))), 1);
+        let local = |kind| {
+            Failure {
+                io: Some(kind),
+                detail: "/archive/2026: failed".into(),
+                ..Failure::default()
+            }
+            .classify(&Target::Dir("/archive".into()))
+        };
+        let e = local(std::io::ErrorKind::NotADirectory);
+        assert_eq!(e.exit_code(), 1);
+        assert_eq!(e.to_string(), "/archive: /archive/2026: failed");
+        assert_eq!(local(std::io::ErrorKind::PermissionDenied).exit_code(), 1);
+        assert_eq!(local(std::io::ErrorKind::TimedOut).exit_code(), 75);
+    }
+
+    #[test]
+    fn keys_listed_url_encoded_are_decoded() {
+        assert_eq!(
+            url_decode("a/b%20c+d%2B.sealed.bin"),
+            Ok("a/b c d+.sealed.bin".into())
+        );
+        assert_eq!(url_decode("a/%1B%5B31m"), Ok("a/\u{1b}[31m".into()));
+        assert_eq!(url_decode("100%"), Ok("100%".into()));
+        assert_eq!(url_decode("%zz%4"), Ok("%zz%4".into()));
+        assert!(url_decode("a%FF").is_err());
+    }
 }

@@ -510,7 +510,20 @@ pub fn index_archive(
     let known = index.known(&name)?;
     let (objects, mut skipped) = match archive.target() {
         Target::Dir(root) => list_dir(root),
-        Target::S3 { .. } => (archive.list()?, Vec::new()),
+        Target::S3 { .. } => {
+            let (objects, unsafe_keys) = archive.list()?;
+            let skipped = unsafe_keys
+                .into_iter()
+                .map(|key| Skipped {
+                    path: PathBuf::from(key),
+                    reason: "not a safe archive key (a `.` or `..` segment, an empty segment, a \
+                             backslash, a control or other character object storage keys cannot \
+                             be read with, or not UTF-8)"
+                        .to_string(),
+                })
+                .collect();
+            (objects, skipped)
+        }
     };
     let changed: Vec<&Object> = objects
         .iter()
@@ -563,12 +576,15 @@ pub fn index_archive(
                     }
                     entries.push(entry);
                 }
-                // A file of a directory archive that cannot be read is one bad entry; object
-                // storage that fails to answer fails the run, to be tried again.
-                Err(e) if local => skipped.push(Skipped {
-                    path: PathBuf::from(&object.key),
-                    reason: crate::cli::error_chain(&e),
-                }),
+                // A file of a directory archive that cannot be read, or an object the store
+                // will not give (gone since the listing, refused), is one bad entry; object
+                // storage that fails to answer (or cannot be used at all) fails the run.
+                Err(e) if local || e.exit_code() == crate::cli::EXIT_FAILED => {
+                    skipped.push(Skipped {
+                        path: PathBuf::from(&object.key),
+                        reason: crate::cli::error_chain(&e),
+                    })
+                }
                 Err(e) => return Err(e.into()),
             }
         }
