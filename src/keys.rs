@@ -327,7 +327,23 @@ impl TrustedKeys {
                 path.clone()
             };
             let pk = read_public_key(&file)?;
-            trusted.keys.push((key_id(pk.keynum()), pk));
+            let bytes = pk.to_bytes();
+            let point: [u8; 32] = bytes[bytes.len() - 32..].try_into().expect("32 bytes");
+            crate::ed25519::check_public_key(&point)
+                .map_err(|w| invalid(&file, format!("not a usable Ed25519 public key: {w}")))?;
+            let id = key_id(pk.keynum());
+            match trusted.keys.iter().find(|(known, _)| *known == id) {
+                // The same key named twice is one key.
+                Some((_, known)) if known.to_bytes() == bytes => continue,
+                // Two keys under one key number: which one signed would depend on their order.
+                Some(_) => {
+                    return Err(invalid(
+                        &file,
+                        format!("has key number {id}, as another trusted key has: refusing an ambiguous key set"),
+                    ))
+                }
+                None => trusted.keys.push((id, pk)),
+            }
         }
         Ok(trusted)
     }

@@ -20,6 +20,7 @@ pub mod args;
 pub mod capture;
 pub mod chain;
 pub mod cli;
+pub mod ed25519;
 pub mod format;
 pub mod fsutil;
 pub mod hid;

@@ -493,7 +493,7 @@ fn write_sealed(
 
     let mut extra = Vec::new();
     if let (Cipher::Table, Some(table)) = (opts.cipher, &opts.table) {
-        extra.push(("table-id".to_string(), table.id()));
+        extra.push((verify::TABLE_ID.to_string(), table.id()));
     }
     extra.push((
         "watermark".to_string(),

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::ed25519;
 use crate::format::{self, Cipher, Footer, Manifest, FOOTER_LEN, UNTRUSTED_COMMENT};
 use crate::fsutil::{self, PathContext, PathError, ReadAt};
 use crate::keys::{self, TextKey, TrustedKeys};
@@ -34,6 +35,10 @@ pub enum Check {
     Signature,
     /// SHA-256 of the text block equals the manifest's.
     TextSha256,
+    /// The text payload is what `text-cipher` says: a binary age v1 file (its header parses),
+    /// or, with the substitution table, a manifest naming the table (`table-id`). Readers of
+    /// the text also check that it decodes with that table to the manifest's record.
+    Text,
     /// SHA-256 of the media equals the manifest's.
     MediaSha256,
 }
@@ -47,6 +52,7 @@ impl Check {
             Check::Manifest => "manifest",
             Check::Signature => "signature",
             Check::TextSha256 => "text-sha256",
+            Check::Text => "text",
             Check::MediaSha256 => "media-sha256",
         }
     }
@@ -284,6 +290,25 @@ pub fn check_text(sealed: &SealedFile, manifest: &Manifest) -> Result<(), Verify
             "the text block does not match the signed SHA-256: the text info was replaced",
         ));
     }
+    let payload = &text[..text.len() - 1];
+    match manifest.text_cipher {
+        Cipher::Age => {
+            age::Decryptor::new_buffered(payload).map_err(|e| {
+                failed(
+                    Check::Text,
+                    format!("text-cipher is age but the text payload is not a binary age v1 file: {e}"),
+                )
+            })?;
+        }
+        Cipher::Table => {
+            if manifest.extra(TABLE_ID).is_none() {
+                return Err(failed(
+                    Check::Text,
+                    "text-cipher is table but the manifest names no table-id",
+                ));
+            }
+        }
+    }
     Ok(())
 }
 
@@ -305,6 +330,20 @@ fn check_signature(
     }
     if signature.untrusted_comment().ok().as_deref() != Some(UNTRUSTED_COMMENT) {
         return Err(bad("the untrusted comment was changed"));
+    }
+    // RFC 8032's strict checks, on both signatures (the signature line holds the algorithm,
+    // the key number and the signature; the global signature line only a signature).
+    for (line, what) in [(1, "signature"), (3, "global signature")] {
+        use base64::Engine;
+        let raw = text
+            .lines()
+            .nth(line)
+            .and_then(|l| base64::engine::general_purpose::STANDARD.decode(l).ok())
+            .filter(|raw| raw.len() >= 64)
+            .ok_or_else(|| bad(&format!("the {what} line is not base64 of a signature")))?;
+        let sig: [u8; 64] = raw[raw.len() - 64..].try_into().expect("64 bytes");
+        ed25519::check_signature(&sig)
+            .map_err(|w| bad(&format!("the {what} is not strict: {w}")))?;
     }
     let signer = keys::key_id(signature.keynum());
     if signer != manifest.key_id {
@@ -464,6 +503,7 @@ pub fn read_text(sealed: &SealedFile, key_path: &Path) -> Result<Record, ShowErr
 
 /// Decode a sealed file's text info with a loaded key, which must suit its cipher.
 pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowError> {
+    let (manifest, _) = self::manifest(sealed)?;
     let block = sealed.text_block().map_err(VerifyError::from)?;
     let payload = &block[..block.len() - 1];
     let decrypt_error = |reason: String| ShowError::Decrypt {
@@ -471,7 +511,20 @@ pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowErr
         reason,
     };
     let plain = match key {
-        TextKey::Table(table) => table.decode(payload),
+        TextKey::Table(table) => {
+            let id = table.id();
+            if manifest.extra(TABLE_ID) != Some(id.as_str()) {
+                return Err(failed(
+                    Check::Text,
+                    format!(
+                        "the manifest names table {} but the table given is {id}",
+                        manifest.extra(TABLE_ID).unwrap_or("none")
+                    ),
+                )
+                .into());
+            }
+            table.decode(payload)
+        }
         TextKey::Age(identities) => {
             let decryptor =
                 age::Decryptor::new_buffered(payload).map_err(|e| decrypt_error(e.to_string()))?;
@@ -485,8 +538,23 @@ pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowErr
             plain
         }
     };
-    Ok(Record::from_json(&plain, &sealed.path)?)
+    let record = Record::from_json(&plain, &sealed.path)?;
+    // The text must be the manifest's record: a text info moved from another seal is not.
+    if record.id != manifest.record_id {
+        return Err(failed(
+            Check::Text,
+            format!(
+                "the text info is record {} but the manifest names record {}",
+                record.id, manifest.record_id
+            ),
+        )
+        .into());
+    }
+    Ok(record)
 }
+
+/// Manifest fact naming the substitution table's id.
+pub const TABLE_ID: &str = "table-id";
 
 /// Quote a string for a POSIX shell.
 fn shell_quote(s: &str) -> String {

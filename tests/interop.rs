@@ -192,7 +192,7 @@ fn ffprobe_reads_sealed_audio_and_video() {
             .args(["--json", "-p", "keys", "--show", "--identity", "keys"])
             .arg(&video),
     );
-    let text: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let text = json_lines(&out.stdout).remove(0);
     assert_eq!(text["record"]["media"]["format"], "matroska,webm");
     assert_eq!(
         text["record"]["media"]["streams"].as_array().unwrap().len(),

@@ -71,7 +71,7 @@ fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
             }
         }
     }
-    assert_eq!(seen, 10, "{stdout}");
+    assert_eq!(seen, 12, "{stdout}");
 }
 
 #[test]
