@@ -62,8 +62,11 @@ pub const VERIFY_SECTIONS: &[Section] = &[
         lines: &[
             "In order; each failure names its check:",
             "footer, media-checksum, check-byte   the document's quick checks (--quick stops here)",
-            "manifest, signature                  the signed manifest, by a trusted key",
-            "text-sha256, media-sha256            the hashes of the text block and of the media",
+            "manifest, signature                  the signed manifest, by a trusted key (both Ed25519",
+            "                                     signatures strict, as RFC 8032 section 5.1.7 asks)",
+            "text-sha256, text                    the text block's hash; its payload is what text-cipher",
+            "                                     says (with --show: the manifest's record)",
+            "media-sha256                         the hash of the media",
             "chain                                gaps and forks in each key's sequence across the files",
         ],
     },
@@ -71,8 +74,10 @@ pub const VERIFY_SECTIONS: &[Section] = &[
         title: "EXIT STATUS",
         lines: &[
             "0  every file verified",
-            "1  some file is proven bad, or the chain has a gap or a fork",
-            "2  nothing proven bad, but some file could not be checked (unreadable, no trusted key)",
+            "1  some file is proven bad (a seal by a key not trusted included), or the chain has a gap",
+            "   or a fork",
+            "2  nothing proven bad, but some file could not be checked (unreadable), or no --pubkey,",
+            "   or an unusable or ambiguous key set",
         ],
     },
     Section {
@@ -247,6 +252,11 @@ pub struct VerifyArgs {
     /// --extract-media, if it is not a terminal)
     #[arg(short, long, value_name = "OUT")]
     pub output: Option<PathBuf>,
+
+    /// Vocabulary file for --show's figure 3C line [default: as callrec-annotate:
+    /// $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]
+    #[arg(long, value_name = "FILE")]
+    pub vocabulary: Option<PathBuf>,
 
     /// Read and write path lists NUL-separated instead of one per line
     #[arg(short = '0', long = "null")]
@@ -773,6 +783,10 @@ pub struct QueryArgs {
     /// S3 endpoint URL [default: $AWS_ENDPOINT_URL]
     #[arg(long, global = true, value_name = "URL")]
     pub endpoint: Option<String>,
+    /// Vocabulary file for roles, business types and results [default: as callrec-annotate:
+    /// $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]
+    #[arg(long, global = true, value_name = "FILE")]
+    pub vocabulary: Option<PathBuf>,
     #[command(subcommand)]
     pub command: QueryCommand,
 }
@@ -860,9 +874,6 @@ pub struct QuerySearchArgs {
     /// At most N records
     #[arg(long, value_name = "N")]
     pub limit: Option<u64>,
-    /// Vocabulary file for role and business type names [default: as callrec-annotate]
-    #[arg(long, value_name = "FILE")]
-    pub vocabulary: Option<PathBuf>,
     #[command(flatten)]
     pub output: TableOutput,
 }
