@@ -59,7 +59,7 @@ _callrec__query() {
 
     case "${cmd}" in
         callrec__query)
-            opts="-h -V --db --endpoint --help --version index search history stats get help"
+            opts="-h -V --db --endpoint --vocabulary --help --version index search history stats get help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -73,6 +73,10 @@ _callrec__query() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --vocabulary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -81,7 +85,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__get)
-            opts="-o -p -i -h --audio --video --sealed --text --print --output --pubkey --identity --db --endpoint --help"
+            opts="-o -p -i -h --audio --video --sealed --text --print --output --pubkey --identity --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -116,6 +120,10 @@ _callrec__query() {
                     return 0
                     ;;
                 --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vocabulary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -225,7 +233,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__history)
-            opts="-h --csv --json --db --endpoint --help"
+            opts="-h --csv --json --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -239,6 +247,10 @@ _callrec__query() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --vocabulary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -247,7 +259,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__index)
-            opts="-i -p -h --identity --pubkey --json --db --endpoint --help"
+            opts="-i -p -h --identity --pubkey --json --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -277,6 +289,10 @@ _callrec__query() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --vocabulary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -285,7 +301,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__search)
-            opts="-r -h --from --to --collection-flag --institution --phone --customer --account --role --business-type --result --device --operator --failed --all-versions --sort --reverse --limit --vocabulary --csv --json --db --endpoint --help"
+            opts="-r -h --from --to --collection-flag --institution --phone --customer --account --role --business-type --result --device --operator --failed --all-versions --sort --reverse --limit --csv --json --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -347,15 +363,15 @@ _callrec__query() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
-                --vocabulary)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
                 --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vocabulary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -367,7 +383,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__stats)
-            opts="-h --from --to --operator --by --quota --csv --json --db --endpoint --help"
+            opts="-h --from --to --operator --by --quota --csv --json --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -398,6 +414,10 @@ _callrec__query() {
                     return 0
                     ;;
                 --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vocabulary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

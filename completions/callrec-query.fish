@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_callrec_query_global_optspecs
-    string join \n db= endpoint= h/help V/version
+    string join \n db= endpoint= vocabulary= h/help V/version
 end
 
 function __fish_callrec_query_needs_command
@@ -26,6 +26,7 @@ end
 
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_needs_command" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -s h -l help -d 'Print help'
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -s V -l version -d 'Print version'
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -f -a "index" -d 'Build or update the index of one or more archives'
@@ -38,6 +39,7 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s i 
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s p -l pubkey -d 'Also check each record\'s signature against these trusted public keys; repeatable' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l json -d 'Print a summary per archive and each flagged record as JSON Lines'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s h -l help -d 'Print help'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l from -d 'From this day (YYYY-MM-DD) or time (RFC 3339)' -r
@@ -59,9 +61,9 @@ result\t''
 institution\t''
 record\t''"
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l limit -d 'At most N records' -r
-complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l vocabulary -d 'Vocabulary file for role and business type names [default: as callrec-annotate]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l failed -d 'Only records that failed a check at indexing'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l all-versions -d 'Every version of corrected records, not only the latest'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -s r -l reverse -d 'Reverse the order (newest first for time)'
@@ -70,6 +72,7 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -l j
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand search" -s h -l help -d 'Print help'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -l csv -d 'CSV with a header (UTF-8 with a byte-order mark)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -l json -d 'JSON Lines'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand history" -s h -l help -d 'Print help'
@@ -83,6 +86,7 @@ all\t'The whole range given'"
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l quota -d 'Calls each operator should make per period' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l csv -d 'CSV with a header (UTF-8 with a byte-order mark)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -l json -d 'JSON Lines'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -s h -l help -d 'Print help (see more with \'--help\')'
@@ -91,6 +95,7 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s p -l
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s i -l identity -d 'The key for the text info: an age identity file, a table key, or a key directory' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l audio -d 'The audio, remuxed into a playable file (name it .mka or .opus)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l video -d 'The video, remuxed into a playable file (name it .mkv or .mp4)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l sealed -d 'The sealed file itself'

@@ -23,7 +23,7 @@ _callrec__verify() {
 
     case "${cmd}" in
         callrec__verify)
-            opts="-p -i -o -0 -h -V --pubkey --quick --explain --extract-media --extract-audio --extract-video --show --identity --output --null --json --help --version"
+            opts="-p -i -o -0 -h -V --pubkey --quick --explain --extract-media --extract-audio --extract-video --show --identity --output --vocabulary --null --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -50,6 +50,10 @@ _callrec__verify() {
                     return 0
                     ;;
                 -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --vocabulary)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,7 @@
 complete -c callrec-verify -s p -l pubkey -d 'A trusted public key (seal.pub, or a key directory); repeatable [env: CALLREC_PUBKEY]' -r -F
 complete -c callrec-verify -s i -l identity -d 'The key that reads the text info: an age identity file, a substitution table, or a key directory' -r -F
 complete -c callrec-verify -s o -l output -d 'Where --extract-media, --extract-audio or --extract-video write (\'-\' for stdout, for --extract-media, if it is not a terminal)' -r -F
+complete -c callrec-verify -l vocabulary -d 'Vocabulary file for --show\'s figure 3C line [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
 complete -c callrec-verify -l quick -d 'Run only the document\'s quick checks (no key needed; reads O(1) bytes of media)'
 complete -c callrec-verify -l explain -d 'Print the shell commands that verify FILE by hand with coreutils, minisign and age'
 complete -c callrec-verify -l extract-media -d 'Write the media of FILE alone to --output (after verifying it)'

@@ -27,9 +27,10 @@ use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 use crate::verify::{self, SealedFile, VerifyError};
 
-/// Version of the index schema this build writes (SQLite `user_version`). Version 1 is
-/// upgraded in place (version 2 added `key_trusted` and `text_key`).
-pub const INDEX_SCHEMA: i64 = 2;
+/// Version of the index schema this build writes (SQLite `user_version`). Older versions are
+/// upgraded in place (version 2 added `key_trusted` and `text_key`; version 3 stores phone
+/// numbers in the form of [`phone_key`]).
+pub const INDEX_SCHEMA: i64 = 3;
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
@@ -47,6 +48,41 @@ pub enum QueryError {
     Io(#[from] PathError),
     #[error("{0}")]
     Invalid(String),
+    /// A mistake in what was asked: a usage error.
+    #[error("{0}")]
+    Usage(String),
+    #[error("no index at {0:?}: build one with `callrec-query index ARCHIVE` (or name another with --db)")]
+    NoIndex(PathBuf),
+}
+
+impl From<crate::vocab::UnknownTerm> for QueryError {
+    fn from(e: crate::vocab::UnknownTerm) -> QueryError {
+        QueryError::Usage(e.message)
+    }
+}
+
+/// The one form a phone number is stored and searched in: spaces, hyphens and brackets
+/// removed, and a mainland number's country code (`+86`, `0086`) dropped, so that
+/// `+86 133-2115-0748`, `008613321150748` and `13321150748` are one number, as are
+/// `+86 10 12345678` and `010-12345678`. Other numbers keep their form.
+pub fn phone_key(value: &str) -> String {
+    let v: String = value
+        .chars()
+        .filter(|c| !c.is_whitespace() && !matches!(c, '-' | '(' | ')'))
+        .collect();
+    let national = v.strip_prefix("+86").or_else(|| v.strip_prefix("0086"));
+    match national {
+        Some(rest) if !rest.is_empty() && rest.bytes().all(|b| b.is_ascii_digit()) => {
+            let mobile = rest.len() == 11 && rest.starts_with('1');
+            if mobile || rest.starts_with('0') {
+                rest.to_string()
+            } else {
+                // A landline's area code is dialled with a leading 0 within the country.
+                format!("0{rest}")
+            }
+        }
+        _ => v,
+    }
 }
 
 /// What the index knows of one archived object.
@@ -149,7 +185,7 @@ impl Entry {
         });
         self.institution_code = record.operator.institution_code.clone();
         self.institution_name = record.operator.institution_name.clone();
-        self.phone = record.phone.number.clone();
+        self.phone = phone_key(&record.phone.number);
         self.customer_name = record.call.customer_name.clone();
         self.role = record.call.role.clone();
         self.business_type = record.call.business_type.clone();
@@ -676,6 +712,74 @@ pub struct Filter {
     pub limit: Option<u64>,
 }
 
+impl Filter {
+    /// Check a filter made from what a user typed, and put its values in the index's forms:
+    /// the role and business type (a code, label or English name) become the vocabulary's
+    /// label, each result code must be in the vocabulary, the phone number must be one and is
+    /// normalised ([`phone_key`]), and `--from` may not be after `--to`. A mistake is a
+    /// [`QueryError::Usage`] that names the valid values, never a search that finds nothing.
+    pub fn resolve(mut self, vocab: &crate::vocab::Vocabulary) -> Result<Filter, QueryError> {
+        use crate::vocab::Kind;
+        check_range(&self.from, &self.to)?;
+        for (kind, value) in [
+            (Kind::Role, &mut self.role),
+            (Kind::BusinessType, &mut self.business_type),
+        ] {
+            if let Some(v) = value {
+                *v = vocab.resolve(kind, v)?.label.clone();
+            }
+        }
+        for &code in &self.results {
+            vocab.resolve_code(Kind::Result, code)?;
+        }
+        if let Some(phone) = &mut self.phone {
+            let key = phone_key(phone);
+            // The message never repeats the value: a phone number is personal data.
+            crate::validate::phone(&key)
+                .map_err(|reason| QueryError::Usage(format!("--phone: {reason}")))?;
+            *phone = key;
+        }
+        Ok(self)
+    }
+}
+
+/// Refuse a time range that is empty whatever the calls' offsets: `--from` after `--to`.
+pub fn check_range(from: &Option<Bound>, to: &Option<Bound>) -> Result<(), QueryError> {
+    // A day is in each call's own offset: it may begin as early as 14 hours before its UTC
+    // midnight and end as late as 12 hours after its UTC end.
+    let earliest = |b: &Bound| match b {
+        Bound::Day(d) => {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp()
+                - 14 * 3600
+        }
+        Bound::Instant(t) => *t,
+    };
+    let latest = |b: &Bound| match b {
+        Bound::Day(d) => {
+            d.and_hms_opt(23, 59, 59)
+                .expect("a time")
+                .and_utc()
+                .timestamp()
+                + 12 * 3600
+        }
+        Bound::Instant(t) => *t,
+    };
+    let empty = match (from, to) {
+        (Some(Bound::Day(f)), Some(Bound::Day(t))) => f > t,
+        (Some(f), Some(t)) => earliest(f) > latest(t),
+        _ => false,
+    };
+    if empty {
+        return Err(QueryError::Usage(
+            "--from is after --to: no call can be in that range (swap them)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// SQL conditions and their parameters, built from a filter: values are always parameters.
 struct Where {
     sql: Vec<String>,
@@ -738,7 +842,7 @@ impl Filter {
             },
             &self.institution,
         );
-        w.text("phone = ?", &self.phone);
+        w.text("phone = ?", &self.phone.as_deref().map(phone_key));
         w.text("instr(customer_name, ?) > 0", &self.customer);
         w.text("account = ?", &self.account);
         w.text("role = ?", &self.role);
@@ -792,14 +896,15 @@ pub struct Workload {
     pub operator_name: String,
     pub period: String,
     pub calls: u64,
-    /// Result 1 (verified).
-    pub succeeded: u64,
-    /// Results 2 to 7.
-    pub failed: u64,
+    /// Calls whose result is 1: the customer confirmed (核实成功). A call's result, not its
+    /// seal: records that failed a check are never counted here.
+    pub confirmed: u64,
+    /// Calls with any other result (2 and up: not confirmed, for the reason the code names).
+    pub not_confirmed: u64,
     /// No result recorded.
     pub no_result: u64,
-    /// failed / (succeeded + failed), 0 when there are none.
-    pub failure_rate: f64,
+    /// not_confirmed / (confirmed + not_confirmed), 0 when there are none.
+    pub not_confirmed_rate: f64,
     pub quota: Option<u64>,
     /// Fewer calls than the quota.
     pub behind: bool,
@@ -843,6 +948,9 @@ pub trait Index {
     fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError>;
     /// Where a record is archived: its intact copy if there is one.
     fn locate(&self, record_id: &str) -> Result<Option<Entry>, QueryError>;
+    /// Where one seal of a record is archived: the copy whose manifest has this SHA-256 (hex),
+    /// as a correction names the seal it corrects.
+    fn seal_of(&self, record_id: &str, manifest_sha256: &str) -> Result<Option<Entry>, QueryError>;
 }
 
 /// The index in an SQLite file.
@@ -971,6 +1079,23 @@ ALTER TABLE records ADD COLUMN key_trusted INTEGER;
 ALTER TABLE records ADD COLUMN text_key TEXT;
 ";
 
+/// Version 2 to 3: phone numbers in the form of [`phone_key`], so that one number is one
+/// value however it was typed.
+fn upgrade_phones(conn: &Connection) -> rusqlite::Result<()> {
+    let phones: Vec<String> = conn
+        .prepare("SELECT DISTINCT phone FROM records")?
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    let mut update = conn.prepare("UPDATE records SET phone = ?2 WHERE phone = ?1")?;
+    for phone in phones {
+        let key = phone_key(&phone);
+        if key != phone {
+            update.execute([&phone, &key])?;
+        }
+    }
+    Ok(())
+}
+
 /// The workload summary of the given days (`?1`: a JSON array of days), rebuilt from
 /// `records`: current versions only, intact records in `calls`, the others in `flagged`.
 const DAILY_SQL: &str = "
@@ -1004,19 +1129,68 @@ impl SqliteIndex {
             .map_err(db)?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(db)?;
+        SqliteIndex::settle_schema(path, conn)
+    }
+
+    /// Open the existing index at `path` for reading: the read-only commands (search, history,
+    /// stats, get) never create one, nor a directory for it. An index of an older schema is
+    /// upgraded in place first; the connection then refuses writes (`query_only`).
+    pub fn open_existing(path: &Path) -> Result<SqliteIndex, QueryError> {
+        use rusqlite::OpenFlags;
+        match std::fs::metadata(path) {
+            Ok(meta) if meta.is_file() => {}
+            Ok(_) => {
+                return Err(QueryError::Usage(format!(
+                    "{path:?} is not an index file (give --db the index's SQLite file)"
+                )))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(QueryError::NoIndex(path.to_path_buf()))
+            }
+            Err(e) => {
+                return Err(QueryError::Io(PathError {
+                    action: "cannot read",
+                    path: path.to_path_buf(),
+                    source: e,
+                }))
+            }
+        }
+        let db = |source| QueryError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
+        // Read-write without create: SQLite itself opens a write-protected file read-only.
+        let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let conn = Connection::open_with_flags(path, flags).map_err(|source| match source {
+            rusqlite::Error::SqliteFailure(e, _) if e.code == rusqlite::ErrorCode::CannotOpen => {
+                QueryError::NoIndex(path.to_path_buf())
+            }
+            source => db(source),
+        })?;
+        let index = SqliteIndex::settle_schema(path, conn)?;
+        index
+            .conn
+            .pragma_update(None, "query_only", true)
+            .map_err(db)?;
+        Ok(index)
+    }
+
+    /// Check the schema version of an opened index, creating or upgrading it as needed.
+    fn settle_schema(path: &Path, conn: Connection) -> Result<SqliteIndex, QueryError> {
+        let db = |source| QueryError::Db {
+            path: path.to_path_buf(),
+            source,
+        };
         let found: i64 = conn
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
         match found {
-            0 | 1 => {
-                conn.execute_batch(if found == 0 {
-                    SCHEMA_SQL
-                } else {
-                    UPGRADE_1_SQL
-                })
-                .map_err(db)?;
-                conn.pragma_update(None, "user_version", INDEX_SCHEMA)
-                    .map_err(db)?;
+            0 => conn.execute_batch(SCHEMA_SQL).map_err(db)?,
+            1 | 2 => {
+                if found == 1 {
+                    conn.execute_batch(UPGRADE_1_SQL).map_err(db)?;
+                }
+                upgrade_phones(&conn).map_err(db)?;
             }
             INDEX_SCHEMA => {}
             found => {
@@ -1025,6 +1199,10 @@ impl SqliteIndex {
                     found,
                 })
             }
+        }
+        if found != INDEX_SCHEMA {
+            conn.pragma_update(None, "user_version", INDEX_SCHEMA)
+                .map_err(db)?;
         }
         Ok(SqliteIndex {
             path: path.to_path_buf(),
@@ -1270,6 +1448,7 @@ impl Index for SqliteIndex {
     }
 
     fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError> {
+        check_range(&query.from, &query.to)?;
         let mut w = Where {
             sql: Vec::new(),
             params: Vec::new(),
@@ -1303,20 +1482,20 @@ impl Index for SqliteIndex {
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
         let rows = stmt
             .query_map(params_from_iter(&w.params), |r| {
-                let (calls, succeeded, failed, no_result): (u64, u64, u64, u64) =
+                let (calls, confirmed, not_confirmed, no_result): (u64, u64, u64, u64) =
                     (r.get(3)?, r.get(4)?, r.get(5)?, r.get(6)?);
                 Ok(Workload {
                     operator_id: r.get(0)?,
                     operator_name: r.get(1)?,
                     period: r.get::<_, Option<String>>(2)?.unwrap_or_default(),
                     calls,
-                    succeeded,
-                    failed,
+                    confirmed,
+                    not_confirmed,
                     no_result,
-                    failure_rate: if succeeded + failed == 0 {
+                    not_confirmed_rate: if confirmed + not_confirmed == 0 {
                         0.0
                     } else {
-                        failed as f64 / (succeeded + failed) as f64
+                        not_confirmed as f64 / (confirmed + not_confirmed) as f64
                     },
                     quota: query.quota,
                     behind: query.quota.is_some_and(|q| calls < q),
@@ -1357,6 +1536,19 @@ impl Index for SqliteIndex {
             .select(
                 "WHERE record_id = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
                 &[Value::Text(record_id.to_string())],
+            )?
+            .into_iter()
+            .next())
+    }
+
+    fn seal_of(&self, record_id: &str, manifest_sha256: &str) -> Result<Option<Entry>, QueryError> {
+        Ok(self
+            .select(
+                "WHERE record_id = ? AND manifest_sha256 = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
+                &[
+                    Value::Text(record_id.to_string()),
+                    Value::Text(manifest_sha256.to_ascii_lowercase()),
+                ],
             )?
             .into_iter()
             .next())
@@ -1407,24 +1599,48 @@ pub const PRINT_FIELDS: [(&str, &str, &str); 20] = [
     ("manifest_sha256", "清单 SHA-256", "Manifest SHA-256"),
 ];
 
+/// A time on a printed page: to the second, with its UTC offset, as the watermark shows it
+/// (`2026-11-28 15:46:03 +08:00`).
+pub fn page_time<Tz: chrono::TimeZone>(time: &DateTime<Tz>) -> String
+where
+    Tz::Offset: std::fmt::Display,
+{
+    time.format("%Y-%m-%d %H:%M:%S %:z").to_string()
+}
+
 /// A printable page of a verified record: every field of the text info with its Chinese and
 /// English label (control characters escaped), then the verdict and the facts of the seal.
+/// The call's time is shown in the call's own offset, the seal's time in the local one.
+/// `superseded_by`: the latest correction of this record the index knows, which the page
+/// names.
 pub fn print_page(
     record: &Record,
     verified: &verify::Verified,
     vocab: &crate::vocab::Vocabulary,
+    superseded_by: Option<&str>,
 ) -> String {
     let manifest = &verified.manifest;
+    let sealed_at = page_time(&manifest.sealed_at.with_timezone(&chrono::Local));
     let mut entry = Entry {
         record_id: record.id.to_string(),
-        sealed_at: Some(manifest.sealed_at.to_rfc3339()),
+        sealed_at: Some(sealed_at.clone()),
         key_id: Some(manifest.key_id.clone()),
         manifest_sha256: Some(hex::encode(verified.manifest_sha256)),
         ..Entry::default()
     };
     entry.fill(record);
+    // The number as recorded, not the index's search form.
+    entry.phone = record.phone.number.clone();
+    entry.call_start = record.times.call_start.map(|t| page_time(&t));
     let fields = serde_json::to_value(&entry).expect("entries serialise");
     let mut page = String::from("通话核实记录 / Call verification record\n\n");
+    if let Some(correction) = superseded_by {
+        page.push_str(&format!(
+            "已被更正 / SUPERSEDED: this version was corrected by {correction}; the current \
+             version is `callrec-query get {correction} --print`.\n\n",
+            correction = crate::cli::escape_control(correction),
+        ));
+    }
     let width = PRINT_FIELDS
         .iter()
         .map(|(_, zh, en)| unicode_width::UnicodeWidthStr::width(format!("{zh} / {en}").as_str()))
@@ -1459,11 +1675,8 @@ pub fn print_page(
     page.push_str(&format!(
         "\n核验结果 / Verification: VERIFIED\nEvery check passed: footer and nSign, lChecksum, check byte, \
          manifest, signature by key {}, text SHA-256, media SHA-256 ({} bytes).\nSequence {} of this key, \
-         sealed at {}.\n",
-        manifest.key_id,
-        manifest.media_size,
-        manifest.sequence,
-        manifest.sealed_at.to_rfc3339(),
+         sealed at {sealed_at}.\n",
+        manifest.key_id, manifest.media_size, manifest.sequence,
     ));
     page
 }

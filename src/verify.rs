@@ -738,11 +738,207 @@ pub enum ExtractError {
     Remux(#[from] crate::media::RemuxError),
     #[error("{0:?} exists; not overwritten")]
     Exists(PathBuf),
+    /// The name asks for a container this export does not write.
+    #[error("cannot tell a format from the name {0:?}: name it .mka, .opus, .ogg, .wav, .flac, .mp3 or .m4a for audio, .mkv, .mp4 or .webm for video")]
+    Format(PathBuf),
+    /// The container named cannot hold this kind of stream at all.
+    #[error("a .{ext} file cannot hold video: name it .mkv, .mp4 or .webm")]
+    NoVideoIn { ext: String },
+    #[error("this record has no {0}")]
+    NoStream(&'static str),
+    /// The media holds nothing to export: a correction, whose media is its original's.
+    #[error("this record holds no media of its own")]
+    NoMedia,
+    #[error("cannot run {program} (install FFmpeg: scripts/setup): {source}")]
+    Spawn {
+        program: &'static str,
+        #[source]
+        source: io::Error,
+    },
+    /// FFmpeg failed; its own message is not shown (it names temporary files and internals).
+    #[error("FFmpeg could not {what} (exit status {status})")]
+    Ffmpeg { what: String, status: String },
 }
 
-/// Verify `sealed` fully and write its media, or only its audio or video streams remuxed into
-/// a playable file, to the new file `out`. Nothing appears under `out` unless every check
-/// passed.
+/// How one kind of stream goes into one container: the codecs it takes as they are, and the
+/// encoder (with its options) for any other.
+struct Plan {
+    muxer: &'static str,
+    copies: &'static [&'static str],
+    encoder: &'static [&'static str],
+}
+
+/// The export plan for the file name `out` and the stream kind: by the name's extension.
+fn plan(out: &Path, kind: crate::media::StreamKind) -> Result<Plan, ExtractError> {
+    use crate::media::StreamKind::{Audio, Video};
+    const ANY: &[&str] = &["*"];
+    let ext = out
+        .extension()
+        .map(|e| e.to_string_lossy().to_ascii_lowercase())
+        .unwrap_or_default();
+    let p = |muxer, copies, encoder| {
+        Ok(Plan {
+            muxer,
+            copies,
+            encoder,
+        })
+    };
+    match (ext.as_str(), kind) {
+        ("mka" | "mkv", _) => p("matroska", ANY, &[]),
+        ("opus", Audio) => p("opus", &["opus"], &["-c:a", "libopus", "-b:a", "64k"]),
+        ("ogg" | "oga", Audio) => p(
+            "ogg",
+            &["opus", "vorbis", "flac", "speex"],
+            &["-c:a", "libopus", "-b:a", "64k"],
+        ),
+        ("webm", Audio) => p(
+            "webm",
+            &["opus", "vorbis"],
+            &["-c:a", "libopus", "-b:a", "64k"],
+        ),
+        ("wav", Audio) => p("wav", &["pcm_"], &["-c:a", "pcm_s16le"]),
+        ("flac", Audio) => p("flac", &["flac"], &["-c:a", "flac"]),
+        ("mp3", Audio) => p("mp3", &["mp3"], &["-c:a", "libmp3lame", "-q:a", "2"]),
+        ("m4a" | "mp4" | "mov", Audio) => p(
+            "mp4",
+            &["aac", "alac", "mp3"],
+            &["-c:a", "aac", "-b:a", "128k"],
+        ),
+        ("mp4" | "m4v" | "mov", Video) => p(
+            "mp4",
+            &["h264", "hevc", "av1", "mpeg4", "vp9"],
+            &[
+                "-c:v", "libx264", "-pix_fmt", "yuv420p", "-preset", "veryfast",
+            ],
+        ),
+        ("webm", Video) => p(
+            "webm",
+            &["vp8", "vp9", "av1"],
+            &[
+                "-c:v",
+                "libvpx-vp9",
+                "-deadline",
+                "realtime",
+                "-cpu-used",
+                "8",
+            ],
+        ),
+        ("opus" | "ogg" | "oga" | "wav" | "flac" | "mp3" | "m4a", Video) => {
+            Err(ExtractError::NoVideoIn { ext })
+        }
+        _ => Err(ExtractError::Format(out.to_path_buf())),
+    }
+}
+
+/// The codec names of the streams of `kind` in the media file `path`, read with `ffprobe`.
+fn stream_codecs(path: &Path, kind: crate::media::StreamKind) -> Result<Vec<String>, ExtractError> {
+    let selector = match kind {
+        crate::media::StreamKind::Audio => "a",
+        crate::media::StreamKind::Video => "v",
+    };
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            selector,
+            "-show_entries",
+            "stream=codec_name",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|source| ExtractError::Spawn {
+            program: "ffprobe",
+            source,
+        })?;
+    let failed = |status: String| ExtractError::Ffmpeg {
+        what: "read the streams of the verified media".into(),
+        status,
+    };
+    if !out.status.success() {
+        return Err(failed(out.status.to_string()));
+    }
+    let probed: serde_json::Value =
+        serde_json::from_slice(&out.stdout).map_err(|_| failed("unreadable answer".into()))?;
+    Ok(probed["streams"]
+        .as_array()
+        .map(|streams| {
+            streams
+                .iter()
+                .map(|s| s["codec_name"].as_str().unwrap_or("unknown").to_string())
+                .collect()
+        })
+        .unwrap_or_default())
+}
+
+/// Write the streams of `kind` of the media file `input` into `output` in the format of
+/// `out`'s name: copied when the container takes their codec, else transcoded.
+fn export_streams(
+    input: &Path,
+    output: &Path,
+    out: &Path,
+    kind: crate::media::StreamKind,
+) -> Result<(), ExtractError> {
+    let plan = plan(out, kind)?;
+    let name = match kind {
+        crate::media::StreamKind::Audio => "audio",
+        crate::media::StreamKind::Video => "video",
+    };
+    let codecs = stream_codecs(input, kind)?;
+    if codecs.is_empty() {
+        return Err(ExtractError::NoStream(name));
+    }
+    let fits = |codec: &String| {
+        plan.copies
+            .iter()
+            .any(|c| *c == "*" || codec == c || (c.ends_with('_') && codec.starts_with(c)))
+    };
+    let copy = codecs.iter().all(fits);
+    let map = match kind {
+        crate::media::StreamKind::Audio => "0:a",
+        crate::media::StreamKind::Video => "0:v",
+    };
+    let mut cmd = std::process::Command::new("ffmpeg");
+    cmd.args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
+        .arg(input)
+        .args(["-map", map]);
+    if copy {
+        cmd.args(["-c", "copy"]);
+    } else {
+        cmd.args(plan.encoder);
+    }
+    cmd.args(["-f", plan.muxer, "-y"]).arg(output);
+    let status = cmd
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .map_err(|source| ExtractError::Spawn {
+            program: "ffmpeg",
+            source,
+        })?;
+    if !status.success() {
+        let how = if copy { "copy" } else { "convert" };
+        let codecs = codecs.join(", ");
+        return Err(ExtractError::Ffmpeg {
+            what: format!("{how} the {name} ({codecs}) into a {} file", plan.muxer),
+            status: status
+                .code()
+                .map_or_else(|| "killed".into(), |c| c.to_string()),
+        });
+    }
+    Ok(())
+}
+
+/// Verify `sealed` fully and write its media, or only its audio or video streams as a
+/// playable file in the format of `out`'s name, to the new file `out`. Streams are copied
+/// when the container can hold their codec (`.mka`/`.mkv` hold any), and transcoded when it
+/// cannot (Opus audio into `.wav` becomes 16-bit PCM, into `.mp3` MP3, into `.flac` FLAC,
+/// into `.m4a` AAC). Nothing appears under `out` unless every check passed and the export
+/// succeeded; FFmpeg's own messages are never passed on.
 pub fn extract(
     sealed: &SealedFile,
     trusted: &TrustedKeys,
@@ -752,20 +948,21 @@ pub fn extract(
     if out.exists() {
         return Err(ExtractError::Exists(out.to_path_buf()));
     }
-    let container = match streams {
-        Some(_) => Some(crate::media::container_for(out)?),
-        None => None,
-    };
+    if let Some(kind) = streams {
+        // A name that cannot work is refused before anything is read.
+        plan(out, kind)?;
+    }
     let dir = fsutil::parent_dir(out);
     let mut media = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
     let verified = full(sealed, trusted, Some(&mut media))?;
-    let result = match (streams, container) {
-        (Some(kind), Some(container)) => {
-            let remuxed = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
-            crate::media::remux(media.path(), remuxed.path(), kind, container)?;
-            remuxed
+    let result = match streams {
+        Some(_) if verified.manifest.media_size == 0 => return Err(ExtractError::NoMedia),
+        Some(kind) => {
+            let exported = fsutil::temp_in(dir).at("cannot create a file beside", out)?;
+            export_streams(media.path(), exported.path(), out, kind)?;
+            exported
         }
-        _ => media,
+        None => media,
     };
     fsutil::persist_noclobber(result, out).at("cannot write", out)?;
     Ok(verified)

@@ -238,3 +238,141 @@ impl Vocabulary {
         }
     }
 }
+
+impl Kind {
+    /// The option that names a term of this kind.
+    pub fn option(self) -> &'static str {
+        match self {
+            Kind::Role => "--role",
+            Kind::BusinessType => "--business-type",
+            Kind::Result => "--result",
+        }
+    }
+}
+
+/// A value that names no term of the vocabulary: the message names the valid values and, when
+/// one is close, suggests it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct UnknownTerm {
+    pub kind: Kind,
+    pub message: String,
+}
+
+impl Vocabulary {
+    /// The term `value` names (a code, a label or an English equivalent), or an error that
+    /// lists the valid terms and suggests the closest.
+    pub fn resolve(&self, kind: Kind, value: &str) -> Result<&Term, UnknownTerm> {
+        self.find(kind, value)
+            .ok_or_else(|| self.unknown(kind, value.trim()))
+    }
+
+    /// The term of `code`, or an error that lists the valid codes.
+    pub fn resolve_code(&self, kind: Kind, code: u8) -> Result<&Term, UnknownTerm> {
+        self.by_code(kind, code)
+            .ok_or_else(|| self.unknown(kind, &code.to_string()))
+    }
+
+    fn unknown(&self, kind: Kind, value: &str) -> UnknownTerm {
+        let list = self.list(kind);
+        let valid = list
+            .iter()
+            .map(|t| {
+                if t.english.is_empty() {
+                    format!("{} {}", t.code, t.label)
+                } else {
+                    format!("{} {} ({})", t.code, t.label, t.english)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let suggestion = closest(list, value)
+            .map(|t| format!(" (did you mean {} {}?)", t.code, t.label))
+            .unwrap_or_default();
+        UnknownTerm {
+            kind,
+            message: format!(
+                "{} {value:?} is not in the vocabulary{suggestion}. Valid values (a code, a label or an English name): {valid}",
+                kind.option()
+            ),
+        }
+    }
+}
+
+/// The term nearest to `value` by edit distance over characters (labels, English names and
+/// codes alike), if it is near enough to be a likely slip: at most half the longer string's
+/// characters differ.
+fn closest<'a>(list: &'a [Term], value: &str) -> Option<&'a Term> {
+    let value = value.to_lowercase();
+    let value = value.as_str();
+    list.iter()
+        .flat_map(|t| {
+            [
+                t.label.to_lowercase(),
+                t.english.to_lowercase(),
+                t.code.to_string(),
+            ]
+            .into_iter()
+            .filter(|name| !name.is_empty())
+            .map(move |name| {
+                let longer = name.chars().count().max(value.chars().count());
+                let distance = edit_distance(&name, value);
+                (distance, longer, t)
+            })
+        })
+        .filter(|&(distance, longer, _)| distance < longer && distance * 2 <= longer)
+        .min_by_key(|&(distance, _, t)| (distance, t.code))
+        .map(|(_, _, t)| t)
+}
+
+/// Levenshtein distance over characters.
+fn edit_distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut previous = row[0];
+        row[0] = i + 1;
+        for (j, &cb) in b.iter().enumerate() {
+            let substitute = previous + usize::from(ca != cb);
+            previous = row[j + 1];
+            row[j + 1] = substitute.min(row[j] + 1).min(previous + 1);
+        }
+    }
+    row[b.len()]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_term_names_the_valid_ones_and_the_closest() {
+        let vocab = Vocabulary::builtin();
+        let err = vocab.resolve(Kind::BusinessType, "大额核实").unwrap_err();
+        assert!(
+            err.message.contains("did you mean 1 大额支付?"),
+            "{}",
+            err.message
+        );
+        assert!(err.message.contains("5 其他 (other)"), "{}", err.message);
+        let err = vocab.resolve(Kind::Role, "finance hed").unwrap_err();
+        assert!(err.message.contains("did you mean 2"), "{}", err.message);
+        let err = vocab.resolve_code(Kind::Result, 9).unwrap_err();
+        assert!(
+            err.message.starts_with("--result \"9\" is not"),
+            "{}",
+            err.message
+        );
+        assert!(
+            err.message.contains("7 核实失败,其他原因"),
+            "{}",
+            err.message
+        );
+        assert!(vocab
+            .resolve(Kind::Role, "xyzzy-nothing-like")
+            .unwrap_err()
+            .message
+            .contains("vocabulary. Valid values"));
+        assert_eq!(edit_distance("kitten", "sitting"), 3);
+    }
+}

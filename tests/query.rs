@@ -411,11 +411,11 @@ fn workload_per_operator_against_a_quota() {
         assert_eq!(row["period"], "2026-11");
         assert_eq!(row["calls"], mine.len());
         let ok = mine.iter().filter(|r| r["call"]["result"] == 1).count();
-        assert_eq!(row["succeeded"], ok);
-        assert_eq!(row["failed"], mine.len() - ok);
+        assert_eq!(row["confirmed"], ok);
+        assert_eq!(row["not_confirmed"], mine.len() - ok);
         assert_eq!(row["behind"], mine.len() < 16);
         let rate = (mine.len() - ok) as f64 / mine.len() as f64;
-        assert!((row["failure_rate"].as_f64().unwrap() - rate).abs() < 1e-9);
+        assert!((row["not_confirmed_rate"].as_f64().unwrap() - rate).abs() < 1e-9);
     }
     let distribution: u64 = lines
         .iter()

@@ -219,7 +219,7 @@ fn csv_exports_neutralise_spreadsheet_formulas() {
         sidecar(0, |r| {
             r["call"]["remark"] = json!("=HYPERLINK(\"http://evil.example/\",\"点击\")");
             r["call"]["customer_name"] = json!("@SUM(A1:A9)");
-            r["phone"]["number"] = json!("+8613321150748");
+            r["phone"]["number"] = json!("+14155550123");
             r["operator"]["id"] = json!("130009");
             r["operator"]["name"] = json!("-2+3");
         }),
@@ -244,7 +244,7 @@ fn csv_exports_neutralise_spreadsheet_formulas() {
         "'=HYPERLINK(\"http://evil.example/\",\"点击\")"
     );
     assert_eq!(cell(hostile, "customer_name"), "'@SUM(A1:A9)");
-    assert_eq!(cell(hostile, "phone"), "'+8613321150748");
+    assert_eq!(cell(hostile, "phone"), "'+14155550123");
     assert_eq!(cell(hostile, "operator_name"), "'-2+3");
     let plain = rows
         .iter()

@@ -13,6 +13,7 @@ mod json;
 mod parsers;
 mod push;
 mod query;
+mod query_contract;
 mod record;
 mod seams;
 mod seams_annotate;

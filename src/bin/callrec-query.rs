@@ -30,20 +30,24 @@ fn main() -> ExitCode {
     let args = QueryArgs::parse();
     // Results are written straight to stdout as they are made; write errors come back through
     // `?`, and the shared main judges them (a closed pipe is quiet, anything else fails).
-    common::main(PROG, |_| run(args), |err| {
-        let temporary = err
-            .downcast_ref::<PushError>()
-            .is_some_and(PushError::is_temporary)
-            || matches!(
-                err.downcast_ref::<query::QueryError>(),
-                Some(query::QueryError::Archive(e)) if e.is_temporary()
-            );
-        if temporary {
-            EXIT_TEMPORARY
-        } else {
-            EXIT_ERROR
-        }
-    })
+    common::main(
+        PROG,
+        |_| run(args),
+        |err| {
+            let temporary = err
+                .downcast_ref::<PushError>()
+                .is_some_and(PushError::is_temporary)
+                || matches!(
+                    err.downcast_ref::<query::QueryError>(),
+                    Some(query::QueryError::Archive(e)) if e.is_temporary()
+                );
+            if temporary {
+                EXIT_TEMPORARY
+            } else {
+                EXIT_ERROR
+            }
+        },
+    )
 }
 
 fn default_db() -> PathBuf {
@@ -54,22 +58,17 @@ fn default_db() -> PathBuf {
 
 fn run(args: QueryArgs) -> anyhow::Result<u8> {
     let db = args.db.clone().unwrap_or_else(default_db);
-    let mut index = SqliteIndex::open(&db)?;
     let endpoint = args.endpoint.as_deref();
+    if let QueryCommand::Index(a) = &args.command {
+        return index_archives(&mut SqliteIndex::open(&db)?, a, endpoint);
+    }
+    // Every other command only reads: it never creates an index.
+    let index = SqliteIndex::open_existing(&db)?;
+    let vocab = Vocabulary::configured(args.vocabulary.as_deref())?;
     match args.command {
-        QueryCommand::Index(a) => index_archives(&mut index, &a, endpoint),
+        QueryCommand::Index(_) => unreachable!("handled above"),
         QueryCommand::Search(a) => {
             let a = *a;
-            let vocab_path = a.vocabulary.clone().or_else(Vocabulary::default_path);
-            let vocab = Vocabulary::load(vocab_path.as_deref(), a.vocabulary.is_some())?;
-            let term = |kind, value: &Option<String>| {
-                value.as_ref().map(|v| {
-                    vocab
-                        .find(kind, v)
-                        .map(|t| t.label.clone())
-                        .unwrap_or_else(|| v.clone())
-                })
-            };
             let filter = Filter {
                 from: a.from,
                 to: a.to,
@@ -78,8 +77,8 @@ fn run(args: QueryArgs) -> anyhow::Result<u8> {
                 phone: a.phone,
                 customer: a.customer,
                 account: a.account,
-                role: term(Kind::Role, &a.role),
-                business_type: term(Kind::BusinessType, &a.business_type),
+                role: a.role,
+                business_type: a.business_type,
                 results: a.result,
                 device: a.device,
                 operator: a.operator,
@@ -88,7 +87,8 @@ fn run(args: QueryArgs) -> anyhow::Result<u8> {
                 sort: a.sort,
                 descending: a.reverse,
                 limit: a.limit,
-            };
+            }
+            .resolve(&vocab)?;
             print_entries(&index.search(&filter)?, &a.output, &vocab)?;
             Ok(EXIT_OK)
         }
@@ -98,11 +98,11 @@ fn run(args: QueryArgs) -> anyhow::Result<u8> {
                 eprintln!("{PROG}: no record {} in the index", escape_control(&a.id));
                 return Ok(EXIT_FAILED);
             }
-            print_entries(&versions, &a.output, &Vocabulary::builtin())?;
+            print_entries(&versions, &a.output, &vocab)?;
             Ok(EXIT_OK)
         }
-        QueryCommand::Stats(a) => stats(&index, &a),
-        QueryCommand::Get(a) => get(&index, &a, endpoint),
+        QueryCommand::Stats(a) => stats(&index, &a, &vocab),
+        QueryCommand::Get(a) => get(&index, &a, endpoint, &vocab),
     }
 }
 
@@ -111,10 +111,11 @@ fn index_archives(
     args: &QueryIndexArgs,
     endpoint: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let trusted = if args.pubkey.is_empty() {
+    let pubkeys = cli::pubkey_paths(&args.pubkey);
+    let trusted = if pubkeys.is_empty() {
         None
     } else {
-        Some(TrustedKeys::load(&args.pubkey)?)
+        Some(TrustedKeys::load(&pubkeys)?)
     };
     if let Some(identity) = &args.identity {
         if !identity.exists() {
@@ -152,12 +153,12 @@ fn index_archives(
         let summary = &indexed.summary;
         problems += summary.failed + summary.skipped;
         if args.json {
-            out.write_all(&cli::json_line(&serde_json::json!({
+            out.write_all(&callrec::wire::json_line(&serde_json::json!({
                 "type": "summary",
                 "summary": summary,
             })))?;
             for entry in &indexed.flagged {
-                out.write_all(&cli::json_line(&serde_json::json!({
+                out.write_all(&callrec::wire::json_line(&serde_json::json!({
                     "type": "flagged",
                     "archive": entry.archive,
                     "key": entry.key,
@@ -166,10 +167,10 @@ fn index_archives(
                 })))?;
             }
             for skipped in &indexed.skipped {
-                out.write_all(&cli::json_line(&serde_json::json!({
+                out.write_all(&callrec::wire::json_line(&serde_json::json!({
                     "type": "skipped",
                     "archive": summary.archive,
-                    "path": cli::WirePath::from(skipped.path.as_path()),
+                    "path": callrec::wire::WirePath::from(skipped.path.as_path()),
                     "reason": skipped.reason,
                 })))?;
             }
@@ -284,7 +285,7 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
     let mut out = io::stdout().lock();
     if how.json {
         for entry in entries {
-            out.write_all(&cli::json_line(entry))?;
+            out.write_all(&callrec::wire::json_line(entry))?;
         }
     } else if how.csv {
         let mut csv = csv_writer(&mut out)?;
@@ -341,7 +342,7 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
     Ok(())
 }
 
-fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
+fn stats(index: &SqliteIndex, args: &QueryStatsArgs, vocab: &Vocabulary) -> anyhow::Result<u8> {
     let stats = index.stats(&StatsQuery {
         from: args.from.clone(),
         to: args.to.clone(),
@@ -349,20 +350,19 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
         period: args.by,
         quota: args.quota,
     })?;
-    let vocab = Vocabulary::builtin();
     let mut out = io::stdout().lock();
     if args.output.json {
         for row in &stats.rows {
-            out.write_all(&cli::json_line(
+            out.write_all(&callrec::wire::json_line(
                 &serde_json::json!({"type": "workload", "workload": row}),
             ))?;
         }
         for (result, calls) in &stats.results {
-            out.write_all(&cli::json_line(
+            out.write_all(&callrec::wire::json_line(
                 &serde_json::json!({"type": "result", "result": result, "calls": calls}),
             ))?;
         }
-        out.write_all(&cli::json_line(
+        out.write_all(&callrec::wire::json_line(
             &serde_json::json!({"type": "flagged", "records": stats.flagged}),
         ))?;
         return Ok(EXIT_OK);
@@ -394,9 +394,9 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
                     Some(_) if r.behind => "BEHIND".into(),
                     Some(_) => "met".into(),
                 },
-                r.succeeded.to_string(),
-                r.failed.to_string(),
-                format!("{:.1}%", r.failure_rate * 100.0),
+                r.confirmed.to_string(),
+                r.not_confirmed.to_string(),
+                format!("{:.1}%", r.not_confirmed_rate * 100.0),
             ]
         })
         .collect();
@@ -409,9 +409,9 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
             "CALLS",
             "QUOTA",
             "STATUS",
-            "VERIFIED",
-            "FAILED",
-            "FAIL RATE",
+            "CONFIRMED",
+            "NOT CONFIRMED",
+            "NOT CONFIRMED RATE",
         ],
         &rows,
     )?;
@@ -422,7 +422,7 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs) -> anyhow::Result<u8> {
         .map(|(result, calls)| {
             vec![
                 if result.is_some() {
-                    result_label(&vocab, *result)
+                    result_label(vocab, *result)
                 } else {
                     "(none)".into()
                 },
@@ -457,7 +457,12 @@ fn trusted_keys(given: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
     Ok(TrustedKeys::load(&paths)?)
 }
 
-fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyhow::Result<u8> {
+fn get(
+    index: &SqliteIndex,
+    args: &QueryGetArgs,
+    endpoint: Option<&str>,
+    vocab: &Vocabulary,
+) -> anyhow::Result<u8> {
     let trusted = trusted_keys(&args.pubkey)?;
     let Some(entry) = index.locate(&args.id)? else {
         eprintln!(
@@ -471,20 +476,23 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
             bail!("{out:?} exists; not overwritten");
         }
     }
-    let target: Target = entry.archive.parse().map_err(anyhow::Error::msg)?;
-    // A directory archive's file is read in place, never through a symbolic link; an object
-    // is fetched into a private temporary file.
-    let file = match &target {
-        Target::Dir(root) => query::open_archived(root, &entry.key)?,
-        Target::S3 { .. } => {
-            let archive = Archive::open(&target, endpoint, 4, None)?;
-            let mut temp = tempfile::tempfile().context("cannot create a temporary file")?;
-            archive.fetch(&entry.key, &mut temp)?;
-            temp
-        }
+    let file = fetch(&entry, endpoint)?;
+    let get = Get {
+        index,
+        endpoint,
+        trusted: &trusted,
+        args,
+        vocab,
     };
-    match hand_out(file, Path::new(&entry.key), &trusted, args) {
+    match get.hand_out(file, &entry) {
         Ok(written) => {
+            if let Some(correction) = &entry.corrected_by {
+                eprintln!(
+                    "{PROG}: note: {} was corrected by {} (the current version)",
+                    escape_control(&args.id),
+                    escape_control(correction)
+                );
+            }
             if let Some(out) = written {
                 io::stdout().write_all(&cli::path_line(out, false))?;
             }
@@ -505,6 +513,21 @@ fn get(index: &SqliteIndex, args: &QueryGetArgs, endpoint: Option<&str>) -> anyh
     }
 }
 
+/// The archived file of an index entry: a directory archive's file is read in place, never
+/// through a symbolic link; an object is fetched into a private temporary file.
+fn fetch(entry: &Entry, endpoint: Option<&str>) -> anyhow::Result<std::fs::File> {
+    let target: Target = entry.archive.parse().map_err(anyhow::Error::msg)?;
+    Ok(match &target {
+        Target::Dir(root) => query::open_archived(root, &entry.key)?,
+        Target::S3 { .. } => {
+            let archive = Archive::open(&target, endpoint, 4, None)?;
+            let mut temp = tempfile::tempfile().context("cannot create a temporary file")?;
+            archive.fetch(&entry.key, &mut temp)?;
+            temp
+        }
+    })
+}
+
 /// Refuse a record that is not the one asked for (an index row edited to point elsewhere).
 fn same_record(asked: &str, found: &str, what: &str) -> Result<(), VerifyError> {
     if asked == found {
@@ -520,15 +543,8 @@ fn same_record(asked: &str, found: &str, what: &str) -> Result<(), VerifyError> 
     })
 }
 
-/// Verify the sealed file `file` (named `name` in messages) fully and check that it is the
-/// record asked for, then hand out what `args` asks for: to its `--output` (returned), or to
-/// stdout.
-fn hand_out<'a>(
-    mut file: std::fs::File,
-    name: &Path,
-    trusted: &TrustedKeys,
-    args: &'a QueryGetArgs,
-) -> anyhow::Result<Option<&'a Path>> {
+/// The sealed file `file` (named `name` in messages) opened for verification.
+fn open_sealed(file: &std::fs::File, name: &Path) -> anyhow::Result<SealedFile> {
     let len = file
         .metadata()
         .with_context(|| format!("cannot read {name:?}"))?
@@ -536,46 +552,137 @@ fn hand_out<'a>(
     let source = file
         .try_clone()
         .with_context(|| format!("cannot read {name:?}"))?;
-    let sealed = SealedFile::from_source(name, Box::new(source), len)?;
-    // The signed manifest says which record this is, before anything is written.
-    let signed = verify::seal(&sealed, trusted)?;
-    same_record(
-        &args.id,
-        signed.manifest.record_id.as_str(),
-        "the archived manifest",
-    )?;
-    let out = args.output.as_deref();
-    let streams = match (args.audio, args.video) {
-        (true, _) => Some(StreamKind::Audio),
-        (_, true) => Some(StreamKind::Video),
-        _ => None,
-    };
-    if let Some(kind) = streams {
-        let out = out.expect("clap requires --output");
-        verify::extract(&sealed, trusted, Some(kind), out)?;
-        return Ok(Some(out));
+    Ok(SealedFile::from_source(name, Box::new(source), len)?)
+}
+
+/// The record a correction's signed manifest names as the one it corrects: its id and the
+/// SHA-256 of its manifest.
+fn corrected_seal(manifest: &callrec::format::Manifest) -> Option<(String, String)> {
+    let (id, sha) = manifest.extra("corrects")?.split_once(' ')?;
+    Some((id.to_string(), sha.to_string()))
+}
+
+/// One `get`: what it reads with and what it was asked.
+struct Get<'a> {
+    index: &'a SqliteIndex,
+    endpoint: Option<&'a str>,
+    trusted: &'a TrustedKeys,
+    args: &'a QueryGetArgs,
+    vocab: &'a Vocabulary,
+}
+
+impl Get<'_> {
+    /// Verify the archived file of `entry` fully and check that it is the record asked for,
+    /// then hand out what was asked: to `--output` (returned), or to stdout. A correction holds
+    /// no media: its audio and video are its original's, found by the seal the correction's
+    /// signed manifest names, and verified in turn.
+    fn hand_out(&self, mut file: std::fs::File, entry: &Entry) -> anyhow::Result<Option<&Path>> {
+        let args = self.args;
+        let name = Path::new(&entry.key);
+        let sealed = open_sealed(&file, name)?;
+        // The signed manifest says which record this is, before anything is written.
+        let signed = verify::seal(&sealed, self.trusted)?;
+        same_record(
+            &args.id,
+            signed.manifest.record_id.as_str(),
+            "the archived manifest",
+        )?;
+        let out = args.output.as_deref();
+        let streams = match (args.audio, args.video) {
+            (true, _) => Some(StreamKind::Audio),
+            (_, true) => Some(StreamKind::Video),
+            _ => None,
+        };
+        if let Some(kind) = streams {
+            let out = out.expect("clap requires --output");
+            let holder = self.media_holder(sealed, &signed.manifest)?;
+            verify::extract(&holder, self.trusted, Some(kind), out)?;
+            return Ok(Some(out));
+        }
+        let verified = verify::full(&sealed, self.trusted, None)?;
+        if args.sealed {
+            let out = out.expect("clap requires --output");
+            // The very file verified, from its start (verification reads at offsets only).
+            file.seek(io::SeekFrom::Start(0))
+                .with_context(|| format!("cannot read {name:?}"))?;
+            callrec::fsutil::copy_new(file, out)
+                .with_context(|| format!("cannot write {out:?}"))?;
+            return Ok(Some(out));
+        }
+        let identity = args.identity.as_deref().expect("clap requires --identity");
+        let record = verify::read_text(&sealed, identity)?;
+        same_record(&args.id, record.id.as_str(), "the archived text info")?;
+        let bytes = if args.text {
+            record.to_json()
+        } else {
+            query::print_page(
+                &record,
+                &verified,
+                self.vocab,
+                entry.corrected_by.as_deref(),
+            )
+            .into_bytes()
+        };
+        match out {
+            None => io::stdout().write_all(&bytes)?,
+            Some(out) => callrec::fsutil::copy_new(&bytes[..], out)
+                .with_context(|| format!("cannot write {out:?}"))?,
+        }
+        Ok(out)
     }
-    let verified = verify::full(&sealed, trusted, None)?;
-    if args.sealed {
-        let out = out.expect("clap requires --output");
-        // The very file verified, from its start (verification reads at offsets only).
-        file.seek(io::SeekFrom::Start(0))
-            .with_context(|| format!("cannot read {name:?}"))?;
-        callrec::fsutil::copy_new(file, out).with_context(|| format!("cannot write {out:?}"))?;
-        return Ok(Some(out));
+
+    /// The sealed file that holds the media of `sealed`: itself, or for a correction the seal
+    /// it corrects (following corrections of corrections), each fetched from the archive and
+    /// its seal verified, and refused unless it is the very seal named.
+    fn media_holder(
+        &self,
+        sealed: SealedFile,
+        manifest: &callrec::format::Manifest,
+    ) -> anyhow::Result<SealedFile> {
+        let mut sealed = sealed;
+        let mut named = corrected_seal(manifest);
+        // A chain of corrections is short; a loop in an edited index must still end.
+        for _ in 0..64 {
+            let Some((id, sha)) = named else {
+                return Ok(sealed);
+            };
+            let Some(original) = self.index.seal_of(&id, &sha)? else {
+                bail!(
+                    "{} is a correction of {}, whose media is not in the index: index the archive that holds it (callrec-query index)",
+                    escape_control(&self.args.id),
+                    escape_control(&id)
+                );
+            };
+            let file = fetch(&original, self.endpoint)?;
+            sealed = open_sealed(&file, Path::new(&original.key))?;
+            let signed = verify::seal(&sealed, self.trusted).map_err(|e| match e {
+                VerifyError::Failed { check, reason } => VerifyError::Failed {
+                    check,
+                    reason: format!(
+                        "the original {} ({}) it corrects: {reason}",
+                        escape_control(&id),
+                        escape_control(&original.key)
+                    ),
+                },
+                e => e,
+            })?;
+            same_record(
+                &id,
+                signed.manifest.record_id.as_str(),
+                "the archived original",
+            )?;
+            if hex::encode(signed.manifest_sha256) != sha.to_ascii_lowercase() {
+                return Err(VerifyError::Failed {
+                    check: verify::Check::Manifest,
+                    reason: format!(
+                        "the archived original {} is not the seal the correction names",
+                        escape_control(&id)
+                    ),
+                }
+                .into());
+            }
+            named = corrected_seal(&signed.manifest);
+        }
+        bail!("too many corrections of corrections")
     }
-    let identity = args.identity.as_deref().expect("clap requires --identity");
-    let record = verify::read_text(&sealed, identity)?;
-    same_record(&args.id, record.id.as_str(), "the archived text info")?;
-    let bytes = if args.text {
-        record.to_json()
-    } else {
-        query::print_page(&record, &verified, &Vocabulary::builtin()).into_bytes()
-    };
-    match out {
-        None => io::stdout().write_all(&bytes)?,
-        Some(out) => callrec::fsutil::copy_new(&bytes[..], out)
-            .with_context(|| format!("cannot write {out:?}"))?,
-    }
-    Ok(out)
 }
