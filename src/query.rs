@@ -946,7 +946,9 @@ pub trait Index {
     fn stats(&self, query: &StatsQuery) -> Result<Stats, QueryError>;
     /// Every version of a record: the record itself and the corrections of it, oldest first.
     fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError>;
-    /// Where a record is archived: its intact copy if there is one.
+    /// Where a record is archived: an intact copy if there is one, and of several seals of
+    /// the record (keys name the manifest hash) the newest, so the answer does not depend on
+    /// the order of rows.
     fn locate(&self, record_id: &str) -> Result<Option<Entry>, QueryError>;
     /// Where one seal of a record is archived: the copy whose manifest has this SHA-256 (hex),
     /// as a correction names the seal it corrects.
@@ -1534,7 +1536,7 @@ impl Index for SqliteIndex {
     fn locate(&self, record_id: &str) -> Result<Option<Entry>, QueryError> {
         Ok(self
             .select(
-                "WHERE record_id = ? ORDER BY verdict = 'ok' DESC LIMIT 1",
+                "WHERE record_id = ? ORDER BY verdict = 'ok' DESC, sealed_at DESC, key DESC LIMIT 1",
                 &[Value::Text(record_id.to_string())],
             )?
             .into_iter()

@@ -650,3 +650,37 @@ fn an_archive_key_that_would_escape_the_archive_is_refused() {
     assert!(stderr.contains("unsafe archive key"), "{stderr}");
     assert!(!t.join("out.bin").exists());
 }
+
+// A record sealed twice has two archived seals (keys name the manifest hash); `get` hands out
+// the newest, not whichever row the index happens to return first.
+#[test]
+fn get_of_a_record_with_two_seals_hands_out_the_newest() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    t.write("in/0000.bin", "media 0");
+    t.write(
+        "in/0000.bin.callrec.json",
+        serde_json::to_vec(&record(0)).unwrap(),
+    );
+    // The older seal under the key that sorts (and is indexed) first.
+    for dir in ["archive/a", "archive/b"] {
+        fs::create_dir_all(t.join(dir)).unwrap();
+        run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", dir, "in"]));
+    }
+    let (older, newer) = (
+        fs::read(t.join("archive/a/0000.sealed.bin")).unwrap(),
+        fs::read(t.join("archive/b/0000.sealed.bin")).unwrap(),
+    );
+    assert_ne!(older, newer);
+    let summary = index_summary(&mut t.cmd("callrec-query"), "archive");
+    assert_eq!(summary["read"], 2);
+    assert_eq!(summary["failed"], 0);
+    let out = run_ok(t.cmd("callrec-query").args([
+        "get", "rec-0000", "--sealed", "-o", "out.bin", "--pubkey", "keys",
+    ]));
+    assert_eq!(lines(&out), ["out.bin"]);
+    assert!(
+        fs::read(t.join("out.bin")).unwrap() == newer,
+        "the newest seal"
+    );
+}
