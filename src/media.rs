@@ -4,7 +4,7 @@
 //! Probing never fails a seal: a file FFmpeg does not recognise is still evidence, and is
 //! described by its name and size alone.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Once;
 
 use crate::record::{MediaInfo, Stream};
@@ -86,71 +86,4 @@ pub fn probe(path: &Path, size: u64) -> MediaInfo {
 pub enum StreamKind {
     Audio,
     Video,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RemuxError {
-    #[error(
-        "cannot tell a container from the name {0:?}: use .mka, .opus, .ogg, .mkv, .mp4 or .webm"
-    )]
-    Container(PathBuf),
-    #[error("cannot run ffmpeg (install it: scripts/setup): {0}")]
-    Spawn(#[source] std::io::Error),
-    #[error("ffmpeg could not copy the {kind} of {path:?}: {message}")]
-    Ffmpeg {
-        path: PathBuf,
-        kind: &'static str,
-        message: String,
-    },
-}
-
-/// The muxer for an output file name, by its extension.
-pub fn container_for(name: &Path) -> Result<&'static str, RemuxError> {
-    let ext = name
-        .extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-        .unwrap_or_default();
-    Ok(match ext.as_str() {
-        "mka" | "mkv" => "matroska",
-        "opus" => "opus",
-        "ogg" | "oga" | "ogv" => "ogg",
-        "mp4" | "m4a" | "m4v" | "mov" => "mp4",
-        "webm" => "webm",
-        "wav" => "wav",
-        "flac" => "flac",
-        _ => return Err(RemuxError::Container(name.to_path_buf())),
-    })
-}
-
-/// Copy the audio or the video streams of `input` into `output` (a new or empty file) in
-/// `container`, without re-encoding, with the `ffmpeg` program. The verifying tools run
-/// FFmpeg as a separate program rather than linking it: linked, its libraries cost every run
-/// of them about 90 ms of start-up (measured on the 2-core CI machine), which the document's
-/// quick check and every search would pay.
-pub fn remux(
-    input: &Path,
-    output: &Path,
-    kind: StreamKind,
-    container: &str,
-) -> Result<(), RemuxError> {
-    let (map, name) = match kind {
-        StreamKind::Audio => ("0:a", "audio"),
-        StreamKind::Video => ("0:v", "video"),
-    };
-    let out = std::process::Command::new("ffmpeg")
-        .args(["-nostdin", "-hide_banner", "-v", "error", "-i"])
-        .arg(input)
-        .args(["-map", map, "-c", "copy", "-f", container, "-y"])
-        .arg(output)
-        .stdin(std::process::Stdio::null())
-        .output()
-        .map_err(RemuxError::Spawn)?;
-    if !out.status.success() {
-        return Err(RemuxError::Ffmpeg {
-            path: input.to_path_buf(),
-            kind: name,
-            message: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
-    }
-    Ok(())
 }

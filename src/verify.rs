@@ -503,7 +503,10 @@ pub fn read_text(sealed: &SealedFile, key_path: &Path) -> Result<Record, ShowErr
 
 /// Decode a sealed file's text info with a loaded key, which must suit its cipher.
 pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowError> {
-    let (manifest, _) = self::manifest(sealed)?;
+    // The manifest names the record and the table; whether the rest of the file is intact is
+    // the callers' check, made before or beside this one.
+    let manifest = Manifest::parse(&sealed.manifest_bytes().map_err(VerifyError::from)?)
+        .map_err(|e| failed(Check::Manifest, e.to_string()))?;
     let block = sealed.text_block().map_err(VerifyError::from)?;
     let payload = &block[..block.len() - 1];
     let decrypt_error = |reason: String| ShowError::Decrypt {
@@ -734,8 +737,6 @@ pub enum ExtractError {
     Verify(#[from] VerifyError),
     #[error(transparent)]
     Io(#[from] PathError),
-    #[error(transparent)]
-    Remux(#[from] crate::media::RemuxError),
     #[error("{0:?} exists; not overwritten")]
     Exists(PathBuf),
     /// The name asks for a container this export does not write.

@@ -91,10 +91,11 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     if files.is_empty() {
         return Ok(EXIT_OK); // nothing sealed to push
     }
-    let trusted = if args.pubkey.is_empty() {
+    let pubkeys = cli::pubkey_paths(&args.pubkey);
+    let trusted = if pubkeys.is_empty() {
         None
     } else {
-        Some(callrec::keys::TrustedKeys::load(&args.pubkey)?)
+        Some(callrec::keys::TrustedKeys::load(&pubkeys)?)
     };
     let retention = (args.retain_days.is_some() || args.retain_until.is_some() || args.legal_hold)
         .then(|| archive::Retention {
