@@ -96,8 +96,8 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s i -l
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
-complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l audio -d 'The audio, remuxed into a playable file (name it .mka or .opus)'
-complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l video -d 'The video, remuxed into a playable file (name it .mkv or .mp4)'
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l audio -d 'The audio, as a playable file in the format its name asks for: .mka/.opus/.ogg copy Opus; .wav, .flac, .mp3, .m4a transcode when needed'
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l video -d 'The video (.mkv copies; .mp4 H.264, .webm VP9 transcode when needed)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l sealed -d 'The sealed file itself'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l text -d 'The text info as JSON (needs --identity)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l print -d 'A printable page of every field and the verdict (needs --identity)'

@@ -725,14 +725,19 @@ pub const QUERY_SECTIONS: &[Section] = &[
             "shown (--all-versions shows every one; `history ID` lists one record's versions).",
             "Output: an aligned table on a terminal, record ids one per line in a pipe, --csv (UTF-8",
             "with a byte-order mark, so spreadsheets keep the Chinese text) or --json (JSON Lines).",
+            "A role, business type or result not in the vocabulary, --from after --to, or a --phone",
+            "that is not a number is a usage error (exit 2) naming the valid values. Phone numbers",
+            "match however they are written (+86, 0086, spaces, hyphens). Only `index` creates an",
+            "index; search, history, stats and get open an existing one read-only.",
         ],
     },
     Section {
         title: "WORKLOAD",
         lines: &[
             "`stats` counts each operator's calls per day, week or month (--by), with --quota N marking",
-            "who is behind, the result distribution, and each operator's failure rate (results 2-7 among",
-            "calls with a result). Records that failed a check are counted apart, never as work done.",
+            "who is behind, the result distribution, and each operator's confirmed (result 1) and not",
+            "confirmed (results 2 and up) calls with the not-confirmed rate among calls with a result.",
+            "Records that failed a check are counted apart, never as work done.",
         ],
     },
     Section {
@@ -740,9 +745,11 @@ pub const QUERY_SECTIONS: &[Section] = &[
         lines: &[
             "`get ID` fetches the record from its archive and verifies it fully (--pubkey, or",
             "$CALLREC_PUBKEY) before handing anything out: --sealed the sealed file, --audio or --video",
-            "the stream remuxed into a playable file (.mka/.opus, .mkv/.mp4), --text the text info as",
-            "JSON, --print a printable page of every field and the verification verdict. A record that",
-            "fails is refused, with the failed check named.",
+            "the stream in the format the name asks for (copied when the container holds its codec,",
+            "else transcoded: .wav, .flac, .mp3, .m4a, .opus, .mka; .mp4, .webm, .mkv), --text the text",
+            "info as JSON, --print a printable page of every field and the verification verdict. A",
+            "record that fails is refused, with the failed check named. A correction's media is its",
+            "original's; --print of a superseded version names the correction.",
         ],
     },
     Section {
@@ -751,7 +758,8 @@ pub const QUERY_SECTIONS: &[Section] = &[
             "0   done",
             "1   get: the record is not in the index, or failed verification; index: some record",
             "    failed a check (it is flagged in the index)",
-            "2   usage error, or the index or archive could not be read",
+            "2   usage error (a value not in the vocabulary, --from after --to, not a phone number),",
+            "    no index (only `index` creates one), or the index or archive could not be read",
             "75  the archive was unreachable: try again",
         ],
     },
@@ -925,10 +933,11 @@ pub struct QueryGetArgs {
     /// The record id
     #[arg(value_name = "ID")]
     pub id: String,
-    /// The audio, remuxed into a playable file (name it .mka or .opus)
+    /// The audio, as a playable file in the format its name asks for: .mka/.opus/.ogg copy
+    /// Opus; .wav, .flac, .mp3, .m4a transcode when needed
     #[arg(long, group = "what", requires = "output")]
     pub audio: bool,
-    /// The video, remuxed into a playable file (name it .mkv or .mp4)
+    /// The video (.mkv copies; .mp4 H.264, .webm VP9 transcode when needed)
     #[arg(long, group = "what", requires = "output")]
     pub video: bool,
     /// The sealed file itself
