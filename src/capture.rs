@@ -737,7 +737,11 @@ fn finish(
     if let Some(current) = own_sidecar(media, &record.id) {
         record = current;
     }
-    let end = end.unwrap_or_else(|| meta.modified().map(DateTime::from).unwrap_or_else(|_| Local::now()));
+    let end = end.unwrap_or_else(|| {
+        meta.modified()
+            .map(DateTime::from)
+            .unwrap_or_else(|_| Local::now())
+    });
     record.times.call_end = Some(end.fixed_offset());
     let mut info = media::probe(media, meta.len());
     info.health = Some(health);
@@ -764,12 +768,14 @@ pub fn recover(part: &Path) -> Result<Option<Captured>, CaptureError> {
     {
         Ok(file) => file,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(PathError {
-            action: "cannot open",
-            path: part.to_path_buf(),
-            source: e,
+        Err(e) => {
+            return Err(PathError {
+                action: "cannot open",
+                path: part.to_path_buf(),
+                source: e,
+            }
+            .into())
         }
-        .into()),
     };
     if !file.metadata().at("cannot read", part)?.is_file() || file.try_lock().is_err() {
         return Ok(None);
@@ -802,7 +808,9 @@ pub fn recover_all(dir: &Path) -> Vec<Result<Captured, CaptureError>> {
         .sort_by_file_name()
         .into_iter()
         .filter_map(Result::ok)
-        .filter(|e| e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(PART_SUFFIX))
+        .filter(|e| {
+            e.file_type().is_file() && e.file_name().to_string_lossy().ends_with(PART_SUFFIX)
+        })
         .filter_map(|e| recover(e.path()).transpose())
         .collect()
 }

@@ -86,7 +86,10 @@ mod tests {
         // The identity (y = 1) has order 1.
         let mut identity = [0u8; 32];
         identity[0] = 1;
-        assert_eq!(check_public_key(&identity), Err(Weakness::SmallOrder("public key")));
+        assert_eq!(
+            check_public_key(&identity),
+            Err(Weakness::SmallOrder("public key"))
+        );
         // y = p + 1 encodes the identity non-canonically (p = 2^255 - 19).
         let mut p_plus_1 = [0xffu8; 32];
         p_plus_1[0] = 0xee;

@@ -102,8 +102,7 @@ pub fn remove_stale_temps(dir: &Path) -> io::Result<(Vec<PathBuf>, u64)> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.as_encoded_bytes();
-        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes()))
-        {
+        if !(name.starts_with(TEMP_PREFIX.as_bytes()) && name.ends_with(TEMP_SUFFIX.as_bytes())) {
             continue;
         }
         let path = entry.path();

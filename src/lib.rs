@@ -4,7 +4,7 @@
 //! here and map the result to an exit code. Nothing in the library prints, prompts or exits.
 //!
 //! - [`record`]: the call record (the document's text info), its JSON and figure 3C line.
-//! - [`format`]: the sealed file format's byte-level pieces (footer, quick checks, manifest).
+//! - [`format`](mod@format): the sealed file format's byte-level pieces (footer, quick checks, manifest).
 //! - [`keys`]: the key directory: signing key, trusted keys, age keys, substitution table.
 //! - [`chain`]: each sealing key's hash chain and its crash-safe state.
 //! - [`seal`] and [`verify`]: making and checking sealed files.

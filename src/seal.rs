@@ -400,7 +400,10 @@ fn already_sealed(
 fn correction_path(sealed: &Path, mac: &[u8; 32]) -> PathBuf {
     let name = sealed.file_name().unwrap_or_default().to_string_lossy();
     let stem = name.split(".sealed").next().unwrap_or(&name);
-    sealed.with_file_name(format!("{stem}.{}.sealed.correction", hex::encode(&mac[..8])))
+    sealed.with_file_name(format!(
+        "{stem}.{}.sealed.correction",
+        hex::encode(&mac[..8])
+    ))
 }
 
 fn write_sealed(
@@ -457,8 +460,8 @@ fn write_sealed(
             (sha, len, Some(source_sha256))
         }
         None if correction => {
-            let (sha, len) = fsutil::copy_hashing(io::empty(), &mut temp)
-                .at("cannot write", temp.path())?;
+            let (sha, len) =
+                fsutil::copy_hashing(io::empty(), &mut temp).at("cannot write", temp.path())?;
             (sha, len, None)
         }
         None => {
@@ -556,8 +559,7 @@ fn write_sealed(
     let stage = chain::stage_path(out_dir, &manifest_sha256);
     fsutil::persist(temp, &stage).at("cannot write", &stage)?;
     chain.begin(link, manifest_sha256, &output, &stage)?;
-    let linked = std::fs::hard_link(&stage, &output)
-        .and_then(|()| fsutil::sync_dir(out_dir));
+    let linked = std::fs::hard_link(&stage, &output).and_then(|()| fsutil::sync_dir(out_dir));
     match linked {
         Ok(()) => chain.commit(link, manifest_sha256, &stage)?,
         Err(e) => {
@@ -583,7 +585,11 @@ fn write_sealed(
 
 /// Remove the media and sidecar, but only once every sealed file holding them (the seal, and
 /// for a correction also the earlier seal holding the media) passes a full verification.
-fn remove_source(files: &RecordFiles, outcome: &SealOutcome, key: &SealKey) -> Result<(), SealError> {
+fn remove_source(
+    files: &RecordFiles,
+    outcome: &SealOutcome,
+    key: &SealKey,
+) -> Result<(), SealError> {
     let sealed = outcome.sealed_path();
     if sealed == files.media {
         return Ok(()); // the input was the sealed file itself
@@ -607,17 +613,22 @@ fn remove_verified(files: &RecordFiles, sealed: &Path) -> Result<(), SealError> 
     let marker = removal_marker(&files.media);
     fsutil::write_atomic(&marker, sealed.as_os_str().as_encoded_bytes(), false)
         .at("cannot write", &marker)?;
-    let sidecar = files.sidecar.clone().unwrap_or_else(|| sidecar_path(&files.media));
+    let sidecar = files
+        .sidecar
+        .clone()
+        .unwrap_or_else(|| sidecar_path(&files.media));
     for path in [&sidecar, &files.media, &marker] {
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(PathError {
-                action: "cannot remove",
-                path: path.clone(),
-                source: e,
+            Err(e) => {
+                return Err(PathError {
+                    action: "cannot remove",
+                    path: path.clone(),
+                    source: e,
+                }
+                .into())
             }
-            .into()),
         }
     }
     let dir = fsutil::parent_dir(&files.media);
@@ -655,7 +666,10 @@ fn removal_started(media: &Path) -> Result<Option<PathBuf>, SealError> {
 /// media paths whose removal was finished.
 pub fn finish_removals(dir: &Path) -> Result<Vec<PathBuf>, SealError> {
     let mut finished = Vec::new();
-    for entry in walkdir::WalkDir::new(dir).into_iter().filter_map(Result::ok) {
+    for entry in walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+    {
         let name = entry.file_name().as_encoded_bytes();
         let Some(media_name) = name
             .strip_prefix(fsutil::TEMP_PREFIX.as_bytes())

@@ -296,7 +296,9 @@ pub fn check_text(sealed: &SealedFile, manifest: &Manifest) -> Result<(), Verify
             age::Decryptor::new_buffered(payload).map_err(|e| {
                 failed(
                     Check::Text,
-                    format!("text-cipher is age but the text payload is not a binary age v1 file: {e}"),
+                    format!(
+                        "text-cipher is age but the text payload is not a binary age v1 file: {e}"
+                    ),
                 )
             })?;
         }

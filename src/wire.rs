@@ -49,10 +49,16 @@ pub fn json_line(value: &impl Serialize) -> Vec<u8> {
 #[serde(tag = "type", rename_all = "kebab-case")]
 pub enum Capture<'a> {
     /// The recording made, and its record.
-    Record { path: WirePath, record: &'a Record },
+    Record {
+        path: WirePath,
+        record: &'a Record,
+    },
     /// With `--list`: one attached phone.
     Phone(&'a Phone),
-    Summary { records: usize, phones: usize },
+    Summary {
+        records: usize,
+        phones: usize,
+    },
 }
 
 /// `callrec-annotate --json`.

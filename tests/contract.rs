@@ -14,11 +14,22 @@ fn fixture() -> TestDir {
     for i in 0..5 {
         t.write(&format!("spool/r{i}.bin"), format!("evidence {i}"));
     }
-    run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "spool"]));
-    run_ok(t.cmd("callrec-push").args(["--to", "archive", "--journal", "journal", "sealed"]));
-    run_ok(t
-        .cmd("callrec-query")
-        .args(["--db", "index.sqlite", "index", "--pubkey", "keys/seal.pub", "archive"]));
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "sealed", "spool"]),
+    );
+    run_ok(
+        t.cmd("callrec-push")
+            .args(["--to", "archive", "--journal", "journal", "sealed"]),
+    );
+    run_ok(t.cmd("callrec-query").args([
+        "--db",
+        "index.sqlite",
+        "index",
+        "--pubkey",
+        "keys/seal.pub",
+        "archive",
+    ]));
     t
 }
 
@@ -35,7 +46,14 @@ fn commands(t: &TestDir) -> Vec<(&'static str, Command)> {
     annotate.args(["--remark", "checked", "spool"]);
     out.push(("annotate", annotate));
     let mut push = t.cmd("callrec-push");
-    push.args(["--json", "--to", "archive2", "--journal", "journal2", "sealed/sent"]);
+    push.args([
+        "--json",
+        "--to",
+        "archive2",
+        "--journal",
+        "journal2",
+        "sealed/sent",
+    ]);
     out.push(("push", push));
     let mut search = t.cmd("callrec-query");
     search.args(["--db", "index.sqlite", "search", "--json"]);
@@ -59,7 +77,10 @@ fn a_closed_pipe_ends_every_tool_quietly() {
         let out = child.wait_with_output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(0), "{name}: {stderr}");
-        assert!(!stderr.contains("Broken pipe") && !stderr.contains("error"), "{name}: {stderr}");
+        assert!(
+            !stderr.contains("Broken pipe") && !stderr.contains("error"),
+            "{name}: {stderr}"
+        );
     }
 }
 
@@ -71,8 +92,15 @@ fn a_failed_write_to_stdout_fails_every_tool() {
             .output()
             .unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(2), "{name} passed a truncated report: {stderr}");
-        assert!(stderr.contains("No space left on device"), "{name}: {stderr}");
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "{name} passed a truncated report: {stderr}"
+        );
+        assert!(
+            stderr.contains("No space left on device"),
+            "{name}: {stderr}"
+        );
     }
 }
 
@@ -81,9 +109,14 @@ fn push_json_lines_have_a_type_and_end_with_a_summary() {
     let t = fixture();
     fs::remove_dir_all(t.join("archive")).unwrap();
     fs::rename(t.join("sealed/sent"), t.join("more")).unwrap();
-    let out = run_ok(t
-        .cmd("callrec-push")
-        .args(["--json", "--to", "archive", "--journal", "journal3", "more"]));
+    let out = run_ok(t.cmd("callrec-push").args([
+        "--json",
+        "--to",
+        "archive",
+        "--journal",
+        "journal3",
+        "more",
+    ]));
     let lines = json_lines(&out.stdout);
     assert!(lines.iter().all(|l| l["type"].is_string()), "{lines:?}");
     assert_eq!(lines.iter().filter(|l| l["type"] == "archived").count(), 5);

@@ -121,14 +121,21 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
     fs::create_dir(t.join("spool")).unwrap();
     let tone = t.ffmpeg(
         "tone.wav",
-        &["-f", "lavfi", "-i", "sine=frequency=440:duration=0.6:sample_rate=8000"],
+        &[
+            "-f",
+            "lavfi",
+            "-i",
+            "sine=frequency=440:duration=0.6:sample_rate=8000",
+        ],
     );
 
     let mut calls = BTreeSet::new();
     let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
     // How long each step last took when left alone: the kill lands at a random moment of it.
-    let mut took: BTreeMap<&str, Duration> =
-        STEPS.iter().map(|s| (*s, Duration::from_millis(300))).collect();
+    let mut took: BTreeMap<&str, Duration> = STEPS
+        .iter()
+        .map(|s| (*s, Duration::from_millis(300)))
+        .collect();
     for _ in 0..runs {
         let victim = STEPS[rng.gen_range(0..STEPS.len())];
         let delay = took[victim].mul_f64(rng.gen_range(0.0..1.0));
@@ -166,9 +173,11 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
     }
 
     // Each call archived exactly once, as a whole seal that verifies, with no gap or fork.
-    let out = run_ok(t
-        .cmd("callrec-verify")
-        .args(["--json", "--pubkey", "keys/seal.pub", "archive"]));
+    let out =
+        run_ok(
+            t.cmd("callrec-verify")
+                .args(["--json", "--pubkey", "keys/seal.pub", "archive"]),
+        );
     let mut archived: BTreeMap<String, usize> = BTreeMap::new();
     for line in parse_verify_json(&String::from_utf8_lossy(&out.stdout)) {
         match line {
@@ -184,7 +193,10 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
     }
     let archived_ids: BTreeSet<String> = archived.keys().cloned().collect();
     assert_eq!(archived_ids, calls, "calls lost or invented");
-    assert!(archived.values().all(|&n| n == 1), "archived twice: {archived:?}");
+    assert!(
+        archived.values().all(|&n| n == 1),
+        "archived twice: {archived:?}"
+    );
 
     // The spool and the sealed directory hold nothing but what was done.
     let left: Vec<String> = fs::read_dir(t.join("spool"))
@@ -210,12 +222,22 @@ fn kills_anywhere_in_the_pipeline_lose_nothing() {
             .or_insert(0) += 1;
     }
     assert_eq!(keys.len(), calls.len());
-    assert!(keys.values().all(|&n| n == 1), "duplicate receipts: {keys:?}");
+    assert!(
+        keys.values().all(|&n| n == 1),
+        "duplicate receipts: {keys:?}"
+    );
     // The index holds every call once.
-    let out = run_ok(t
-        .cmd("callrec-query")
-        .args(["--db", "index.sqlite", "search", "--json"]));
-    assert_eq!(json_lines(&out.stdout).iter().filter(|l| l["type"] != "summary").count(), calls.len());
+    let out = run_ok(
+        t.cmd("callrec-query")
+            .args(["--db", "index.sqlite", "search", "--json"]),
+    );
+    assert_eq!(
+        json_lines(&out.stdout)
+            .iter()
+            .filter(|l| l["type"] != "summary")
+            .count(),
+        calls.len()
+    );
     eprintln!(
         "fault campaign (seed {seed}): {runs} runs, kills per step {kills:?}, {} calls, {} archived",
         calls.len(),

@@ -25,7 +25,7 @@ fn schema() -> Schema {
             continue;
         };
         let (kind, rest) = row.split_once('`').unwrap();
-        let fields_text = rest.trim_start_matches(|c| c == ' ' || c == '|');
+        let fields_text = rest.trim_start_matches([' ', '|']);
         let mut fields = BTreeMap::new();
         let mut depth = 0;
         let mut item = String::new();
@@ -66,7 +66,9 @@ fn check(schema: &Schema, tool: &str, stdout: &[u8]) -> BTreeSet<String> {
     assert!(!lines.is_empty(), "{tool} printed no JSON");
     let mut seen = BTreeSet::new();
     for line in &lines {
-        let object = line.as_object().unwrap_or_else(|| panic!("{tool}: not an object: {line}"));
+        let object = line
+            .as_object()
+            .unwrap_or_else(|| panic!("{tool}: not an object: {line}"));
         let kind = object["type"]
             .as_str()
             .unwrap_or_else(|| panic!("{tool}: a line without a type: {line}"));
@@ -74,7 +76,10 @@ fn check(schema: &Schema, tool: &str, stdout: &[u8]) -> BTreeSet<String> {
             .get(kind)
             .unwrap_or_else(|| panic!("{tool}: type {kind} is not in docs/JSON.md"));
         for key in object.keys().filter(|k| *k != "type") {
-            assert!(fields.contains_key(key), "{tool} {kind}: field {key} is not in docs/JSON.md");
+            assert!(
+                fields.contains_key(key),
+                "{tool} {kind}: field {key} is not in docs/JSON.md"
+            );
         }
         for (field, optional) in fields {
             assert!(
@@ -85,7 +90,8 @@ fn check(schema: &Schema, tool: &str, stdout: &[u8]) -> BTreeSet<String> {
         seen.insert(kind.to_string());
     }
     assert_eq!(
-        lines.last().unwrap()["type"], "summary",
+        lines.last().unwrap()["type"],
+        "summary",
         "{tool}: the last line is not the summary"
     );
     seen
@@ -98,7 +104,9 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
     t.keygen("keys");
     let mut seen: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     let mut record = |tool: &'static str, out: &[u8]| {
-        seen.entry(tool).or_default().extend(check(&schema, tool, out));
+        seen.entry(tool)
+            .or_default()
+            .extend(check(&schema, tool, out));
     };
 
     // capture: a recording.
@@ -112,26 +120,48 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
         "spool",
     ]));
     record("callrec-capture", &out.stdout);
-    let media = json_lines(&out.stdout)[0]["path"].as_str().unwrap().to_string();
+    let media = json_lines(&out.stdout)[0]["path"]
+        .as_str()
+        .unwrap()
+        .to_string();
 
     // annotate: a record, and an invalid value for another.
     t.wav("spool/b.wav");
-    let (_, stdout, _) = run(t.cmd("callrec-annotate").args(["--json", "--customer", "张三"]).arg(&media));
-    record("callrec-annotate", stdout.as_bytes());
-    let (code, stdout, _) = run(t
+    let (_, stdout, _) = run(t
         .cmd("callrec-annotate")
-        .args(["--json", "--id-number", "123", "spool/b.wav"]));
+        .args(["--json", "--customer", "张三"])
+        .arg(&media));
+    record("callrec-annotate", stdout.as_bytes());
+    let (code, stdout, _) =
+        run(t
+            .cmd("callrec-annotate")
+            .args(["--json", "--id-number", "123", "spool/b.wav"]));
     assert_eq!(code, 1);
     record("callrec-annotate", stdout.as_bytes());
 
     // seal: sealed, already sealed, a correction of a changed sidecar, an error.
-    run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "--json"]).arg(&media));
-    run_ok(t.cmd("callrec-annotate").args(["--customer", "李四"]).arg(&media));
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "sealed", "--json"])
+            .arg(&media),
+    );
+    run_ok(
+        t.cmd("callrec-annotate")
+            .args(["--customer", "李四"])
+            .arg(&media),
+    );
     t.write("spool/fake.sealed.bin", vec![0u8; 100]);
     t.write("fake.bin", b"tampered");
-    let sealed = fs::read(t.join("sealed").join(
-        fs::read_dir(t.join("sealed")).unwrap().next().unwrap().unwrap().file_name(),
-    ))
+    let sealed = fs::read(
+        t.join("sealed").join(
+            fs::read_dir(t.join("sealed"))
+                .unwrap()
+                .next()
+                .unwrap()
+                .unwrap()
+                .file_name(),
+        ),
+    )
     .unwrap();
     let mut fake = b"tampered".to_vec();
     fake.extend_from_slice(&sealed[8..]);
@@ -141,35 +171,65 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
         .args(["-k", "keys", "-o", "sealed", "--json", "spool", "fake.bin"]));
     assert_eq!(code, 1, "{stdout}");
     record("callrec-seal", stdout.as_bytes());
-    let (_, stdout, _) = run(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "--json", "spool"]));
+    let (_, stdout, _) = run(t
+        .cmd("callrec-seal")
+        .args(["-k", "keys", "-o", "sealed", "--json", "spool"]));
     record("callrec-seal", stdout.as_bytes());
 
     // verify: verdicts, a history, a gap (one record removed), a failure; --show.
     t.write("spool2/c.bin", "c");
     t.write("spool2/d.bin", "d");
-    run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "spool2"]));
+    // One at a time, so c is not the last of the chain (a removed last record leaves no gap).
+    for file in ["spool2/c.bin", "spool2/d.bin"] {
+        run_ok(
+            t.cmd("callrec-seal")
+                .args(["-k", "keys", "-o", "sealed", file]),
+        );
+    }
     fs::remove_file(t.join("sealed/c.sealed.bin")).unwrap();
-    let (code, stdout, _) = run(t
-        .cmd("callrec-verify")
-        .args(["--json", "--pubkey", "keys/seal.pub", "sealed", "spool/fake.sealed.bin"]));
+    let (code, stdout, _) = run(t.cmd("callrec-verify").args([
+        "--json",
+        "--pubkey",
+        "keys/seal.pub",
+        "sealed",
+        "spool/fake.sealed.bin",
+    ]));
     assert_eq!(code, 1);
     record("callrec-verify", stdout.as_bytes());
-    let out = run_ok(t
-        .cmd("callrec-verify")
-        .args(["--json", "--show", "--identity", "keys", "--pubkey", "keys/seal.pub"])
-        .arg(t.join("sealed/d.sealed.bin")));
+    let out = run_ok(
+        t.cmd("callrec-verify")
+            .args([
+                "--json",
+                "--show",
+                "--identity",
+                "keys",
+                "--pubkey",
+                "keys/seal.pub",
+            ])
+            .arg(t.join("sealed/d.sealed.bin")),
+    );
     record("callrec-verify", &out.stdout);
 
     // push: archived, already archived, an error.
-    let (_, stdout, _) = run(t
-        .cmd("callrec-push")
-        .args(["--json", "--to", "archive", "sealed", "spool/fake.sealed.bin"]));
+    let (_, stdout, _) = run(t.cmd("callrec-push").args([
+        "--json",
+        "--to",
+        "archive",
+        "sealed",
+        "spool/fake.sealed.bin",
+    ]));
     record("callrec-push", stdout.as_bytes());
 
     // Every documented type was seen (phone needs a USB phone, which no test machine has).
     for (tool, tables) in &schema {
         let expected: BTreeSet<&String> = tables.keys().filter(|k| *k != "phone").collect();
-        let got: BTreeSet<&String> = seen.get(tool.as_str()).map(|s| s.iter().collect()).unwrap_or_default();
-        assert_eq!(got, expected, "{tool}: documented types never produced, or the reverse");
+        let got: BTreeSet<&String> = seen
+            .get(tool.as_str())
+            .map(|s| s.iter().collect())
+            .unwrap_or_default();
+        assert_eq!(
+            got, expected,
+            "{tool}: documented types never produced, or the reverse"
+        );
     }
 }

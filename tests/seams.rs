@@ -50,7 +50,14 @@ fn chain_issues(lines: &[VerifyLine]) -> Vec<String> {
 /// Start a capture recording `seconds` of a lavfi tone in real time into `spool`.
 fn start_capture(t: &TestDir, spool: &str, seconds: &str) -> Child {
     t.cmd("callrec-capture")
-        .args(["--audio", AUDIO, "--number", "13321150748", "--duration", seconds])
+        .args([
+            "--audio",
+            AUDIO,
+            "--number",
+            "13321150748",
+            "--duration",
+            seconds,
+        ])
         .args(["-o", spool])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -72,7 +79,10 @@ fn wait_for(dir: &Path, suffix: &str) -> PathBuf {
                 }
             }
         }
-        assert!(Instant::now() < deadline, "no {suffix} file appeared in {dir:?}");
+        assert!(
+            Instant::now() < deadline,
+            "no {suffix} file appeared in {dir:?}"
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 }
@@ -82,13 +92,28 @@ fn a_changed_annotation_is_sealed_as_a_correction_never_dropped() {
     let t = TestDir::new();
     t.keygen("keys");
     t.wav("call.wav");
-    run_ok(t.cmd("callrec-annotate").args(["--customer", "张三", "call.wav"]));
-    run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "call.wav"]));
+    run_ok(
+        t.cmd("callrec-annotate")
+            .args(["--customer", "张三", "call.wav"]),
+    );
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "sealed", "call.wav"]),
+    );
     // The record is still in the spool: the operator changes the text and seals again.
-    run_ok(t.cmd("callrec-annotate").args(["--customer", "李四", "call.wav"]));
-    let (code, stdout, stderr) = run(t
-        .cmd("callrec-seal")
-        .args(["-k", "keys", "-o", "sealed", "--remove-source", "--json", "call.wav"]));
+    run_ok(
+        t.cmd("callrec-annotate")
+            .args(["--customer", "李四", "call.wav"]),
+    );
+    let (code, stdout, stderr) = run(t.cmd("callrec-seal").args([
+        "-k",
+        "keys",
+        "-o",
+        "sealed",
+        "--remove-source",
+        "--json",
+        "call.wav",
+    ]));
     assert_eq!(code, 0, "{stderr}");
     let lines = parse_seal_json(&stdout);
     let correction = match &lines[0] {
@@ -100,14 +125,18 @@ fn a_changed_annotation_is_sealed_as_a_correction_never_dropped() {
         }
         other => panic!("expected a new seal, got {other:?}"),
     };
-    assert!(stderr.contains("sealed the new text as a correction"), "{stderr}");
+    assert!(
+        stderr.contains("sealed the new text as a correction"),
+        "{stderr}"
+    );
     // Both sources are gone only because both seals verified; the new text is sealed.
     assert!(!t.join("call.wav").exists());
     assert!(!t.join("call.wav.callrec.json").exists());
-    let shown = run_ok(t
-        .cmd("callrec-verify")
-        .args(["--show", "--identity", "keys", "--pubkey", "keys/seal.pub"])
-        .arg(&correction));
+    let shown = run_ok(
+        t.cmd("callrec-verify")
+            .args(["--show", "--identity", "keys", "--pubkey", "keys/seal.pub"])
+            .arg(&correction),
+    );
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("李四"), "{shown}");
     // The history links the two versions.
@@ -119,11 +148,32 @@ fn a_changed_annotation_is_sealed_as_a_correction_never_dropped() {
 
     // Sealing the same changed text again makes nothing new.
     t.wav("call2.wav");
-    run_ok(t.cmd("callrec-annotate").args(["--customer", "王五", "call2.wav"]));
-    run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "call2.wav"]));
-    run_ok(t.cmd("callrec-annotate").args(["--customer", "赵六", "call2.wav"]));
-    let first = lines_of(run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "call2.wav"])));
-    let again = lines_of(run_ok(t.cmd("callrec-seal").args(["-k", "keys", "-o", "sealed", "call2.wav"])));
+    run_ok(
+        t.cmd("callrec-annotate")
+            .args(["--customer", "王五", "call2.wav"]),
+    );
+    run_ok(
+        t.cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "sealed", "call2.wav"]),
+    );
+    run_ok(
+        t.cmd("callrec-annotate")
+            .args(["--customer", "赵六", "call2.wav"]),
+    );
+    let first = lines_of(run_ok(t.cmd("callrec-seal").args([
+        "-k",
+        "keys",
+        "-o",
+        "sealed",
+        "call2.wav",
+    ])));
+    let again = lines_of(run_ok(t.cmd("callrec-seal").args([
+        "-k",
+        "keys",
+        "-o",
+        "sealed",
+        "call2.wav",
+    ])));
     assert_eq!(first, again, "a re-run finds the correction it made");
     assert!(first[0].ends_with(".sealed.correction"), "{first:?}");
 }
@@ -154,7 +204,11 @@ fn sealing_a_spool_leaves_a_recording_in_progress_alone() {
     assert_eq!(code, 1);
     assert!(stderr.contains("still in progress"), "{stderr}");
     let out = capture.wait_with_output().unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let media = t.join(String::from_utf8(out.stdout).unwrap().trim());
     assert!(media.exists() && !part.exists());
     // The whole call is there.
@@ -189,7 +243,11 @@ fn a_killed_capture_is_completed_as_an_interrupted_record() {
     capture.kill().unwrap();
     capture.wait().unwrap();
     // The sidecar was written when recording started: number and start time survive.
-    let media_name = part.file_name().unwrap().to_string_lossy().replace(".part", "");
+    let media_name = part
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .replace(".part", "");
     let sidecar = t.join("spool").join(format!("{media_name}.callrec.json"));
     let record: serde_json::Value = serde_json::from_slice(&fs::read(&sidecar).unwrap()).unwrap();
     assert_eq!(record["phone"]["number"], "13321150748");
@@ -198,21 +256,30 @@ fn a_killed_capture_is_completed_as_an_interrupted_record() {
     assert_eq!(mode(&part), 0o600, "a recording holds personal data");
 
     // The next seal completes it, flagged, and seals it.
-    let (code, stdout, stderr) = run(t
-        .cmd("callrec-seal")
-        .args(["-k", "keys", "-o", "sealed", "--remove-source", "spool"]));
+    let (code, stdout, stderr) =
+        run(t
+            .cmd("callrec-seal")
+            .args(["-k", "keys", "-o", "sealed", "--remove-source", "spool"]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
-    assert!(names(&t.join("spool")).is_empty(), "{:?}", names(&t.join("spool")));
+    assert!(
+        names(&t.join("spool")).is_empty(),
+        "{:?}",
+        names(&t.join("spool"))
+    );
     let sealed = t.join(stdout.trim());
     let bytes = fs::read(&sealed).unwrap();
     let manifest = String::from_utf8_lossy(&bytes[parts(&bytes).manifest]).into_owned();
-    assert!(manifest.contains("health: interrupted") || manifest.contains(" interrupted"), "{manifest}");
-    let shown = run_ok(t
-        .cmd("callrec-verify")
-        .args(["--show", "--identity", "keys", "--pubkey", "keys/seal.pub"])
-        .arg(&sealed));
+    assert!(
+        manifest.contains("health: interrupted") || manifest.contains(" interrupted"),
+        "{manifest}"
+    );
+    let shown = run_ok(
+        t.cmd("callrec-verify")
+            .args(["--show", "--identity", "keys", "--pubkey", "keys/seal.pub"])
+            .arg(&sealed),
+    );
     let shown = String::from_utf8_lossy(&shown.stdout);
     assert!(shown.contains("13321150748"), "{shown}");
     assert!(shown.contains("call_end"), "{shown}");
@@ -225,9 +292,10 @@ fn a_killed_capture_is_completed_by_the_next_capture() {
     wait_for(&t.join("spool"), ".mkv.part");
     capture.kill().unwrap();
     capture.wait().unwrap();
-    let (code, stdout, stderr) = run(t
-        .cmd("callrec-capture")
-        .args(["--audio", AUDIO, "--duration", "0.5", "-o", "spool"]));
+    let (code, stdout, stderr) =
+        run(t
+            .cmd("callrec-capture")
+            .args(["--audio", AUDIO, "--duration", "0.5", "-o", "spool"]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("interrupted"), "{stderr}");
     assert_eq!(stdout.lines().count(), 1);
@@ -242,9 +310,10 @@ fn a_killed_capture_is_completed_by_the_next_capture() {
 #[test]
 fn capture_for_zero_seconds_is_a_usage_error() {
     let t = TestDir::new();
-    let (code, _, stderr) = run(t
-        .cmd("callrec-capture")
-        .args(["--audio", AUDIO, "--duration", "0", "-o", "spool"]));
+    let (code, _, stderr) =
+        run(t
+            .cmd("callrec-capture")
+            .args(["--audio", AUDIO, "--duration", "0", "-o", "spool"]));
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("--duration"), "{stderr}");
 }
@@ -275,9 +344,16 @@ fn a_seal_killed_after_landing_then_pushed_leaves_no_fork() {
     // fsyncs of one bare seal: the file and its directory under the stage name, the pending
     // state and its directory, then the final link's directory (5): killed there, the sealed
     // file has landed but the chain has not moved on.
-    seal_killed_at_fsync(&t, 5, &["-k", "keys", "-o", "out", "--no-watermark", "spool/a.bin"]);
+    seal_killed_at_fsync(
+        &t,
+        5,
+        &["-k", "keys", "-o", "out", "--no-watermark", "spool/a.bin"],
+    );
     let state = fs::read_to_string(t.join("keys/chain.state")).unwrap();
-    assert!(state.contains("\"pending\": {"), "not killed between link and commit: {state}");
+    assert!(
+        state.contains("\"pending\": {"),
+        "not killed between link and commit: {state}"
+    );
     assert!(t.join("out/a.sealed.bin").exists());
     // The sealed file leaves the output directory before the next seal.
     run_ok(t.cmd("callrec-push").args(["--to", "archive", "out"]));
@@ -296,7 +372,9 @@ fn a_seal_killed_after_landing_then_pushed_leaves_no_fork() {
     assert_eq!(chain_issues(&lines), Vec::<String>::new());
     assert_eq!(code, 0);
     // No stage is left behind.
-    assert!(!names(&t.join("out")).iter().any(|n| n.ends_with(".pending")));
+    assert!(!names(&t.join("out"))
+        .iter()
+        .any(|n| n.ends_with(".pending")));
 }
 
 #[test]
@@ -305,7 +383,11 @@ fn a_seal_killed_before_landing_is_rolled_forward() {
     t.keygen("keys");
     t.write("a.bin", "evidence a");
     // Killed at the fsync after the pending state (4): the stage is complete, not linked.
-    seal_killed_at_fsync(&t, 4, &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"]);
+    seal_killed_at_fsync(
+        &t,
+        4,
+        &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"],
+    );
     assert!(!t.join("out/a.sealed.bin").exists());
     t.write("b.bin", "evidence b");
     let sealed = t.seal("keys", &["-o", "out", "a.bin", "b.bin"]);
@@ -321,29 +403,46 @@ fn killed_seals_leave_no_temporary_files_for_ever() {
     t.keygen("keys");
     t.write("a.bin", vec![7u8; 4 << 20]);
     // Killed at its first fsync: the temporary copy is complete but never finished.
-    seal_killed_at_fsync(&t, 1, &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"]);
+    seal_killed_at_fsync(
+        &t,
+        1,
+        &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"],
+    );
     let temps: Vec<String> = names(&t.join("out"))
         .into_iter()
         .filter(|n| n.ends_with(".tmp"))
         .collect();
     assert_eq!(temps.len(), 1, "{:?}", names(&t.join("out")));
     // Young temporary files might be a live writer's: left alone.
-    let young = fs::File::options().write(true).open(t.join("out").join(&temps[0])).unwrap();
+    let young = fs::File::options()
+        .write(true)
+        .open(t.join("out").join(&temps[0]))
+        .unwrap();
     young.set_modified(std::time::SystemTime::now()).unwrap();
     drop(young);
     t.seal("keys", &["-o", "out", "--no-watermark", "a.bin"]);
     assert!(t.join("out").join(&temps[0]).exists());
     // Once old and unlocked, the next run removes them; a live writer's locked file stays.
     let old = std::time::SystemTime::now() - Duration::from_secs(3600);
-    let stale = fs::File::options().write(true).open(t.join("out").join(&temps[0])).unwrap();
+    let stale = fs::File::options()
+        .write(true)
+        .open(t.join("out").join(&temps[0]))
+        .unwrap();
     stale.set_modified(old).unwrap();
     drop(stale);
     let live_path = t.write("out/.callrec-live.tmp", "a live writer's");
     let live = fs::File::open(&live_path).unwrap();
     live.lock().unwrap();
-    fs::File::options().write(true).open(&live_path).unwrap().set_modified(old).unwrap();
+    fs::File::options()
+        .write(true)
+        .open(&live_path)
+        .unwrap()
+        .set_modified(old)
+        .unwrap();
     t.write("b.bin", "evidence b");
-    let (code, _, stderr) = run(t.cmd("callrec-seal").args(["-k", "keys", "-o", "out", "b.bin"]));
+    let (code, _, stderr) = run(t
+        .cmd("callrec-seal")
+        .args(["-k", "keys", "-o", "out", "b.bin"]));
     assert_eq!(code, 0, "{stderr}");
     assert!(stderr.contains("removed 1 temporary file"), "{stderr}");
     assert!(!t.join("out").join(&temps[0]).exists());
@@ -382,7 +481,11 @@ fn a_named_pipe_given_as_input_fails_at_once() {
     let t = TestDir::new();
     t.keygen("keys");
     let fifo = t.join("pipe.wav");
-    assert!(Command::new("mkfifo").arg(&fifo).status().unwrap().success());
+    assert!(Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap()
+        .success());
     let started = Instant::now();
     for (bin, args) in [
         ("callrec-seal", vec!["-k", "keys", "pipe.wav"]),
@@ -392,7 +495,10 @@ fn a_named_pipe_given_as_input_fails_at_once() {
         assert_ne!(code, 0, "{bin}");
         assert!(stderr.contains("pipe.wav"), "{bin}: {stderr}");
     }
-    assert!(started.elapsed() < Duration::from_secs(20), "a tool waited on the pipe");
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "a tool waited on the pipe"
+    );
 }
 
 #[test]
@@ -405,15 +511,20 @@ fn state_files_in_a_spool_are_never_records() {
     let sealed = t.seal("keys", &["spool"]);
     assert_eq!(sealed.len(), 1, "{sealed:?}");
     // Verify takes only sealed files from a directory, so a cron job's `|| mail` stays quiet.
-    let (code, stdout, stderr) = run(t
-        .cmd("callrec-verify")
-        .args(["--pubkey", "keys/seal.pub", "spool"]));
+    let (code, stdout, stderr) =
+        run(t
+            .cmd("callrec-verify")
+            .args(["--pubkey", "keys/seal.pub", "spool"]));
     assert_eq!(code, 0, "{stdout}{stderr}");
     // A second night: the same spool again seals nothing new and fails nothing.
     let (code, _, stderr) = run(t.cmd("callrec-seal").args(["-k", "keys", "spool"]));
     assert_eq!(code, 0, "{stderr}");
     let seq: Vec<String> = names(&t.join("spool"));
-    assert!(!seq.iter().any(|n| n.contains(".sealed") && n.starts_with('.')), "{seq:?}");
+    assert!(
+        !seq.iter()
+            .any(|n| n.contains(".sealed") && n.starts_with('.')),
+        "{seq:?}"
+    );
 }
 
 #[test]

@@ -29,8 +29,8 @@ fn forge(
     let media = b"recorded media bytes".to_vec();
     let path = t.join(name);
     fs::write(&path, &media).unwrap();
-    let checksum = format::quick_checksum(&fs::File::open(&path).unwrap(), media.len() as u64)
-        .unwrap();
+    let checksum =
+        format::quick_checksum(&fs::File::open(&path).unwrap(), media.len() as u64).unwrap();
     let mut text = payload.to_vec();
     text.push(format::check_byte(&text));
     let manifest = Manifest {
@@ -58,7 +58,12 @@ fn forge(
         cipher,
     };
     let mut file = fs::OpenOptions::new().append(true).open(&path).unwrap();
-    for part in [&text[..], &manifest_bytes, signature.as_bytes(), &footer.encode()] {
+    for part in [
+        &text[..],
+        &manifest_bytes,
+        signature.as_bytes(),
+        &footer.encode(),
+    ] {
         file.write_all(part).unwrap();
     }
     path
@@ -117,19 +122,42 @@ fn a_text_payload_that_is_not_what_the_cipher_says_fails() {
     let t = TestDir::new();
     let keys = t.keygen("keys");
     let id = "20261127T093000Z-0a1b2c3d4e5f";
-    let good = forge(&t, &keys, "good.sealed.bin", id, Cipher::Age, &age_payload(&keys, id, false), vec![]);
+    let good = forge(
+        &t,
+        &keys,
+        "good.sealed.bin",
+        id,
+        Cipher::Age,
+        &age_payload(&keys, id, false),
+        vec![],
+    );
     assert_eq!(verdict(&t, &good, &[]), (0, None));
     let bad = [
         ("empty.sealed.bin", Vec::new()),
-        ("garbage.sealed.bin", b"this is not an age file at all".to_vec()),
+        (
+            "garbage.sealed.bin",
+            b"this is not an age file at all".to_vec(),
+        ),
         ("armored.sealed.bin", age_payload(&keys, id, true)),
     ];
     for (name, payload) in bad {
         let file = forge(&t, &keys, name, id, Cipher::Age, &payload, vec![]);
-        assert_eq!(verdict(&t, &file, &[]), (1, Some("text".to_string())), "{name}");
+        assert_eq!(
+            verdict(&t, &file, &[]),
+            (1, Some("text".to_string())),
+            "{name}"
+        );
     }
     // The table cipher needs the manifest to name its table.
-    let file = forge(&t, &keys, "table.sealed.bin", id, Cipher::Table, b"\x01\x02", vec![]);
+    let file = forge(
+        &t,
+        &keys,
+        "table.sealed.bin",
+        id,
+        Cipher::Table,
+        b"\x01\x02",
+        vec![],
+    );
     assert_eq!(verdict(&t, &file, &[]), (1, Some("text".to_string())));
 }
 
@@ -174,7 +202,10 @@ fn two_trusted_keys_with_one_key_number_are_refused() {
     let (mine_raw, mut theirs_raw) = (decode(&mine), decode(&theirs));
     theirs_raw[2..10].copy_from_slice(&mine_raw[2..10]);
     let first = theirs.lines().next().unwrap();
-    t.write("twin.pub", format!("{first}\n{}\n", b64.encode(&theirs_raw)));
+    t.write(
+        "twin.pub",
+        format!("{first}\n{}\n", b64.encode(&theirs_raw)),
+    );
     for order in [["keys/seal.pub", "twin.pub"], ["twin.pub", "keys/seal.pub"]] {
         let (code, _, stderr) = run(t
             .cmd("callrec-verify")
@@ -184,8 +215,9 @@ fn two_trusted_keys_with_one_key_number_are_refused() {
         assert!(stderr.contains("ambiguous key set"), "{stderr}");
     }
     // The same key given twice is one key.
-    run_ok(t
-        .cmd("callrec-verify")
-        .args(["-p", "keys/seal.pub", "-p", "keys"])
-        .arg(&sealed[0]));
+    run_ok(
+        t.cmd("callrec-verify")
+            .args(["-p", "keys/seal.pub", "-p", "keys"])
+            .arg(&sealed[0]),
+    );
 }

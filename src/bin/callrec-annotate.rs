@@ -10,17 +10,16 @@ use clap::Parser;
 
 use callrec::annotate::{self, Annotated, Context, Fields, Row};
 use callrec::args::AnnotateArgs;
-use callrec::wire;
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::record::Record;
 use callrec::vocab::{Kind, Vocabulary};
+use callrec::wire;
 
 mod common;
 
 use common::Stdout;
 
 const PROG: &str = "callrec-annotate";
-
 
 fn main() -> ExitCode {
     let args = AnnotateArgs::parse();
@@ -76,11 +75,12 @@ impl Output<'_> {
 
     fn summary(&self) {
         if self.json {
-            self.stdout.write(&wire::json_line(&wire::Annotate::Summary {
-                annotated: self.annotated,
-                corrections: self.corrections,
-                failed: self.failed,
-            }));
+            self.stdout
+                .write(&wire::json_line(&wire::Annotate::Summary {
+                    annotated: self.annotated,
+                    corrections: self.corrections,
+                    failed: self.failed,
+                }));
         }
     }
 }

@@ -12,12 +12,12 @@ use clap::Parser;
 
 use callrec::args::{AudioCodecArg, CaptureArgs};
 use callrec::capture::{self, AudioCodec, CaptureError, CaptureOptions, SourceSpec};
-use callrec::wire;
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::hid::HookEvents;
 use callrec::record::PhoneDevice;
 use callrec::usb::{self, Phone, UsbError};
 use callrec::validate;
+use callrec::wire;
 
 mod common;
 
@@ -25,7 +25,6 @@ use common::Stdout;
 
 const PROG: &str = "callrec-capture";
 const SYSFS: &str = "/sys";
-
 
 fn main() -> ExitCode {
     let args = CaptureArgs::parse();

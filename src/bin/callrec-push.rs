@@ -5,32 +5,28 @@ use std::io::{self, IsTerminal};
 use std::os::unix::ffi::OsStrExt;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use anyhow::{bail, Context as _};
 use clap::Parser;
 use rayon::prelude::*;
 
-use callrec::archive::{self, Archive, Target};
+use callrec::archive::{self, Archive, Target, EXIT_TEMPORARY};
 use callrec::args::{PushArgs, VerifyDepth};
+use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::wire;
-use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 
 mod common;
 
 use common::Stdout;
 
 const PROG: &str = "callrec-push";
-/// EX_TEMPFAIL: try again later.
-const EXIT_TEMPORARY: u8 = 75;
 
 fn main() -> ExitCode {
     let args = PushArgs::parse();
     common::main(PROG, |stdout| run(args, stdout), common::usage_error)
 }
-
-/// JSON Lines output: one line per record, then a summary.
 
 fn default_journal() -> PathBuf {
     cli::xdg_dir("XDG_STATE_HOME", ".local/state")
@@ -112,7 +108,9 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let (failed, unreachable) = (AtomicUsize::new(0), AtomicBool::new(false));
+    // A failure that stops the run: the archive unreachable (75) or unusable (2); the rest of
+    // the spool is left for the next run.
+    let (failed, stop) = (AtomicUsize::new(0), AtomicU8::new(EXIT_OK));
     let (uploaded, already, tried) = (
         AtomicUsize::new(0),
         AtomicUsize::new(0),
@@ -126,8 +124,8 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         .build()?;
     pool.install(|| {
         files.par_iter().for_each(|(file, spool)| {
-            if unreachable.load(Ordering::Relaxed) {
-                return; // the archive is down: leave the rest for the next run
+            if stop.load(Ordering::Relaxed) != EXIT_OK {
+                return; // the archive is down or unusable: leave the rest for the next run
             }
             tried.fetch_add(1, Ordering::Relaxed);
             let result = archive
@@ -193,10 +191,20 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                     stdout.write(&line);
                 }
                 Err(e) => {
-                    if e.is_temporary() {
-                        unreachable.store(true, Ordering::Relaxed);
-                    } else {
-                        failed.fetch_add(1, Ordering::Relaxed);
+                    match e.exit_code() {
+                        EXIT_FAILED => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Unusable wins over unreachable: retrying cannot help it.
+                        EXIT_TEMPORARY => {
+                            let _ = stop.compare_exchange(
+                                EXIT_OK,
+                                EXIT_TEMPORARY,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        _ => stop.store(EXIT_ERROR, Ordering::Relaxed),
                     }
                     let message = cli::error_chain(&e);
                     progress.suspend(|| eprintln!("{PROG}: {file:?}: {message}"));
@@ -227,9 +235,16 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
             not_tried: files.len() - tried.into_inner(),
         }));
     }
-    if unreachable.into_inner() {
-        eprintln!("{PROG}: the archive is unreachable; the spool is intact: run again later");
-        return Ok(EXIT_TEMPORARY);
+    match stop.into_inner() {
+        EXIT_ERROR => {
+            eprintln!("{PROG}: the archive cannot be used (see above); the spool is intact");
+            return Ok(EXIT_ERROR);
+        }
+        EXIT_TEMPORARY => {
+            eprintln!("{PROG}: the archive is unreachable; the spool is intact: run again later");
+            return Ok(EXIT_TEMPORARY);
+        }
+        _ => {}
     }
     Ok(if failed.into_inner() > 0 {
         EXIT_FAILED

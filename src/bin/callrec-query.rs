@@ -9,7 +9,7 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
-use callrec::archive::{Archive, PushError, Target};
+use callrec::archive::{Archive, PushError, Target, EXIT_TEMPORARY};
 use callrec::args::{
     QueryArgs, QueryCommand, QueryGetArgs, QueryIndexArgs, QueryStatsArgs, TableOutput,
 };
@@ -23,8 +23,6 @@ use callrec::vocab::{Kind, Vocabulary};
 mod common;
 
 const PROG: &str = "callrec-query";
-/// EX_TEMPFAIL: try again later.
-const EXIT_TEMPORARY: u8 = 75;
 
 fn main() -> ExitCode {
     let args = QueryArgs::parse();

@@ -11,20 +11,19 @@ use rayon::prelude::*;
 
 use callrec::args::{CipherArg, SealArgs, SealCommand};
 use callrec::capture;
-use callrec::wire::{self, WirePath};
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey, TextKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
 use callrec::transcode::X264;
 use callrec::watermark::WatermarkOptions;
+use callrec::wire::{self, WirePath};
 
 mod common;
 
 use common::Stdout;
 
 const PROG: &str = "callrec-seal";
-
 
 fn main() -> ExitCode {
     let args = SealArgs::parse();

@@ -9,19 +9,17 @@ use clap::Parser;
 use rayon::prelude::*;
 
 use callrec::args::VerifyArgs;
-use callrec::wire::{self, WirePath};
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
+use callrec::wire::{self, WirePath};
 
 mod common;
 
 use common::Stdout;
 
 const PROG: &str = "callrec-verify";
-
-
 
 fn main() -> ExitCode {
     let args = VerifyArgs::parse();
@@ -332,4 +330,3 @@ fn status_word(status: &str, message: &str) -> String {
         _ => format!("could not check: {message}"),
     }
 }
-
