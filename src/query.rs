@@ -1475,8 +1475,8 @@ impl Index for SqliteIndex {
         let period = query.period.sql();
         let sql = format!(
             "SELECT operator_id, max(operator_name), {period} AS period, sum(calls),
-                    sum(calls * (result = 1)), sum(calls * (result > 1)),
-                    sum(calls * (result IS NULL))
+                    coalesce(sum(calls * (result = 1)), 0), coalesce(sum(calls * (result > 1)), 0),
+                    coalesce(sum(calls * (result IS NULL)), 0)
              FROM {source} {filter}
              GROUP BY operator_id, period HAVING sum(calls) > 0
              ORDER BY operator_id, period"

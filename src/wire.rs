@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::archive::Receipt;
+use crate::query::{Entry, IndexSummary, Workload};
 use crate::record::Record;
 use crate::usb::Phone;
 use crate::verify::Check;
@@ -190,4 +191,66 @@ pub enum Push<'a> {
         /// Records not tried because the archive was unreachable.
         not_tried: usize,
     },
+}
+
+/// `callrec-query --json`. The summary's fields depend on the command: `records` for
+/// `search` and `history`; `archives`, `records`, `read`, `failed` and `skipped` for `index`;
+/// `rows` and `flagged` for `stats`.
+#[derive(Serialize)]
+#[serde(tag = "type", rename_all = "kebab-case")]
+pub enum Query<'a> {
+    /// `search`, `history`: one record as the index knows it.
+    Record {
+        #[serde(flatten)]
+        entry: &'a Entry,
+    },
+    /// `index`: one archive indexed, with its counts.
+    Indexed {
+        #[serde(flatten)]
+        summary: &'a IndexSummary,
+    },
+    /// `index`: a record that failed a check (kept in the index, flagged).
+    Flagged {
+        archive: &'a str,
+        key: &'a str,
+        record_id: &'a str,
+        problem: Option<&'a str>,
+    },
+    /// `index`: an entry that could not be taken, left out and tried again next run.
+    Skipped {
+        archive: &'a str,
+        path: WirePath,
+        reason: &'a str,
+    },
+    /// `stats`: one operator's calls in one period.
+    Workload {
+        #[serde(flatten)]
+        workload: &'a Workload,
+    },
+    /// `stats`: the calls with one result code (`null`: no result recorded).
+    Result {
+        result: Option<u8>,
+        calls: u64,
+    },
+    Summary(QuerySummary),
+}
+
+/// The counts of a `callrec-query` summary line; each command fills in its own.
+#[derive(Default, Serialize)]
+pub struct QuerySummary {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub archives: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub records: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub read: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rows: Option<usize>,
+    /// `stats`: records in range that failed a check, never counted as work.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flagged: Option<u64>,
 }

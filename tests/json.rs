@@ -220,6 +220,37 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
     ]));
     record("callrec-push", stdout.as_bytes());
 
+    // query: an index with a tampered record and a link (flagged, skipped), a search, stats.
+    let archived: Vec<std::path::PathBuf> = walkdir::WalkDir::new(t.join("archive"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file())
+        .map(|e| e.into_path())
+        .collect();
+    let mut tampered = fs::read(&archived[0]).unwrap();
+    let n = tampered.len();
+    tampered[n - 45] ^= 1; // in the signature block
+    fs::write(t.join("archive/tampered.sealed.bin"), tampered).unwrap();
+    std::os::unix::fs::symlink(&archived[0], t.join("archive/link.sealed.bin")).unwrap();
+    let (code, stdout, _) = run(t.cmd("callrec-query").args([
+        "index",
+        "--json",
+        "--pubkey",
+        "keys/seal.pub",
+        "--identity",
+        "keys",
+        "archive",
+    ]));
+    assert_eq!(code, 1);
+    record("callrec-query", stdout.as_bytes());
+    let out = run_ok(t.cmd("callrec-query").args(["search", "--json"]));
+    record("callrec-query", &out.stdout);
+    let out = run_ok(
+        t.cmd("callrec-query")
+            .args(["stats", "--by", "all", "--json"]),
+    );
+    record("callrec-query", &out.stdout);
+
     // Every documented type was seen (phone needs a USB phone, which no test machine has).
     for (tool, tables) in &schema {
         let expected: BTreeSet<&String> = tables.keys().filter(|k| *k != "phone").collect();

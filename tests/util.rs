@@ -318,6 +318,14 @@ pub fn json_lines(out: &[u8]) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// `callrec-query search --json` or `history --json` output: the records, without the summary.
+pub fn query_records(out: &[u8]) -> Vec<serde_json::Value> {
+    json_lines(out)
+        .into_iter()
+        .filter(|l| l["type"] == "record")
+        .collect()
+}
+
 /// `callrec-push --json` output: the records archived (or found archived), without the
 /// summary and error lines.
 pub fn archived_lines(out: &[u8]) -> Vec<serde_json::Value> {

@@ -19,6 +19,7 @@ use callrec::media::StreamKind;
 use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery, Workload};
 use callrec::verify::{self, SealedFile, VerifyError};
 use callrec::vocab::{Kind, Vocabulary};
+use callrec::wire::{self, QuerySummary};
 
 mod common;
 
@@ -121,8 +122,9 @@ fn index_archives(
         }
     }
     let text_keys = query::TextKeys::new(args.identity.as_deref());
-    // Records that failed a check, and entries that could not be taken.
-    let mut problems = 0;
+    // Counts over every archive; records that failed a check or entries that could not be
+    // taken make the run exit 1.
+    let (mut archives, mut listed, mut read, mut failed, mut skipped) = (0, 0, 0, 0, 0);
     let mut out = io::stdout().lock();
     for name in &args.archives {
         let target: Target = name.parse().map_err(anyhow::Error::msg)?;
@@ -149,28 +151,27 @@ fn index_archives(
         )?;
         progress.finish_and_clear();
         let summary = &indexed.summary;
-        problems += summary.failed + summary.skipped;
+        archives += 1;
+        listed += summary.listed;
+        read += summary.read;
+        failed += summary.failed;
+        skipped += summary.skipped;
         if args.json {
-            out.write_all(&callrec::wire::json_line(&serde_json::json!({
-                "type": "summary",
-                "summary": summary,
-            })))?;
+            out.write_all(&wire::json_line(&wire::Query::Indexed { summary }))?;
             for entry in &indexed.flagged {
-                out.write_all(&callrec::wire::json_line(&serde_json::json!({
-                    "type": "flagged",
-                    "archive": entry.archive,
-                    "key": entry.key,
-                    "record_id": entry.record_id,
-                    "problem": entry.problem,
-                })))?;
+                out.write_all(&wire::json_line(&wire::Query::Flagged {
+                    archive: &entry.archive,
+                    key: &entry.key,
+                    record_id: &entry.record_id,
+                    problem: entry.problem.as_deref(),
+                }))?;
             }
             for skipped in &indexed.skipped {
-                out.write_all(&callrec::wire::json_line(&serde_json::json!({
-                    "type": "skipped",
-                    "archive": summary.archive,
-                    "path": callrec::wire::WirePath::from(skipped.path.as_path()),
-                    "reason": skipped.reason,
-                })))?;
+                out.write_all(&wire::json_line(&wire::Query::Skipped {
+                    archive: &summary.archive,
+                    path: skipped.path.as_path().into(),
+                    reason: &skipped.reason,
+                }))?;
             }
         } else {
             eprintln!(
@@ -199,7 +200,21 @@ fn index_archives(
             }
         }
     }
-    Ok(if problems > 0 { EXIT_FAILED } else { EXIT_OK })
+    if args.json {
+        out.write_all(&wire::json_line(&wire::Query::Summary(QuerySummary {
+            archives: Some(archives),
+            records: Some(listed),
+            read: Some(read),
+            failed: Some(failed),
+            skipped: Some(skipped),
+            ..QuerySummary::default()
+        })))?;
+    }
+    Ok(if failed + skipped > 0 {
+        EXIT_FAILED
+    } else {
+        EXIT_OK
+    })
 }
 
 /// A result code with its label.
@@ -283,8 +298,12 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
     let mut out = io::stdout().lock();
     if how.json {
         for entry in entries {
-            out.write_all(&callrec::wire::json_line(entry))?;
+            out.write_all(&wire::json_line(&wire::Query::Record { entry }))?;
         }
+        out.write_all(&wire::json_line(&wire::Query::Summary(QuerySummary {
+            records: Some(entries.len()),
+            ..QuerySummary::default()
+        })))?;
     } else if how.csv {
         let mut csv = csv_writer(&mut out)?;
         csv.write_record(query::FIELDS)?;
@@ -350,19 +369,17 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs, vocab: &Vocabulary) -> anyh
     })?;
     let mut out = io::stdout().lock();
     if args.output.json {
-        for row in &stats.rows {
-            out.write_all(&callrec::wire::json_line(
-                &serde_json::json!({"type": "workload", "workload": row}),
-            ))?;
+        for workload in &stats.rows {
+            out.write_all(&wire::json_line(&wire::Query::Workload { workload }))?;
         }
-        for (result, calls) in &stats.results {
-            out.write_all(&callrec::wire::json_line(
-                &serde_json::json!({"type": "result", "result": result, "calls": calls}),
-            ))?;
+        for &(result, calls) in &stats.results {
+            out.write_all(&wire::json_line(&wire::Query::Result { result, calls }))?;
         }
-        out.write_all(&callrec::wire::json_line(
-            &serde_json::json!({"type": "flagged", "records": stats.flagged}),
-        ))?;
+        out.write_all(&wire::json_line(&wire::Query::Summary(QuerySummary {
+            rows: Some(stats.rows.len()),
+            flagged: Some(stats.flagged),
+            ..QuerySummary::default()
+        })))?;
         return Ok(EXIT_OK);
     }
     if args.output.csv {
