@@ -577,13 +577,13 @@ pub fn capture(opts: &CaptureOptions, stop: &AtomicBool) -> Result<Captured, Cap
         .transpose()?;
     // The `.part` file is created here, 0600 (a voice is personal data), and locked for as
     // long as this process lives: a `.part` nobody holds is a killed recording ([`recover`]).
-    let part_lock = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o600)
-        .open(&part)
+    // It is created locked under a temporary name and only then given its name, so no
+    // other process ever sees it unlocked while this one lives.
+    let part_lock = fsutil::temp_in(&opts.out_dir)
+        .at("cannot create a file in", &opts.out_dir)?
+        .persist_noclobber(&part)
+        .map_err(|e| e.error)
         .at("cannot create", &part)?;
-    part_lock.lock().at("cannot lock", &part)?;
     let mut output = match ff::format::output_as(&part, "matroska") {
         Ok(output) => output,
         Err(e) => {
@@ -728,11 +728,9 @@ fn finish(
     end: Option<DateTime<Local>>,
     health: Vec<String>,
 ) -> Result<Record, CaptureError> {
-    // A link, not a rename, so that an existing file of that name is never replaced.
-    std::fs::hard_link(part, media).at("cannot rename", part)?;
-    std::fs::remove_file(part).at("cannot remove", part)?;
-    fsutil::sync_dir(fsutil::parent_dir(media)).at("cannot sync", media)?;
-    let meta = std::fs::metadata(media).at("cannot read", media)?;
+    // The sidecar is complete before the recording takes its final name, so nothing ever
+    // finds a finished recording with a half-made record.
+    let meta = std::fs::metadata(part).at("cannot read", part)?;
     let sidecar = sidecar_path(media);
     if let Some(current) = own_sidecar(media, &record.id) {
         record = current;
@@ -743,10 +741,17 @@ fn finish(
             .unwrap_or_else(|_| Local::now())
     });
     record.times.call_end = Some(end.fixed_offset());
-    let mut info = media::probe(media, meta.len());
+    let mut info = media::probe(part, meta.len());
+    info.file_name = media
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     info.health = Some(health);
     record.media = Some(info);
     fsutil::write_atomic(&sidecar, &record.to_json(), true).at("cannot write", &sidecar)?;
+    // One step, and never over an existing file.
+    fsutil::rename_noreplace(part, media).at("cannot rename", part)?;
+    fsutil::sync_dir(fsutil::parent_dir(media)).at("cannot sync", media)?;
     Ok(record)
 }
 

@@ -159,6 +159,34 @@ pub fn persist_noclobber(temp: NamedTempFile, dest: &Path) -> io::Result<()> {
     sync_dir(parent_dir(dest))
 }
 
+/// Rename `from` to `to` in one step, failing with `AlreadyExists` rather than replacing a
+/// file there (`renameat2` with `RENAME_NOREPLACE`): never two names for one file, never a
+/// file replaced.
+pub fn rename_noreplace(from: &Path, to: &Path) -> io::Result<()> {
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    let c = |p: &Path| {
+        CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a path with a NUL byte"))
+    };
+    let (from, to) = (c(from)?, c(to)?);
+    // SAFETY: both paths are NUL-terminated C strings that live across the call.
+    let rc = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from.as_ptr(),
+            libc::AT_FDCWD,
+            to.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Write `bytes` to `dest` atomically, replacing it; `secret` makes the file mode 0600.
 pub fn write_atomic(dest: &Path, bytes: &[u8], secret: bool) -> io::Result<()> {
     let mut temp = temp_in(parent_dir(dest))?;

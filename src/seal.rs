@@ -7,14 +7,14 @@
 
 use std::fs::{self, File};
 use std::io::{self, Seek, Write};
-use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::capture::{self, CaptureError};
 use crate::chain::{self, Chain, ChainError};
-use crate::cli;
 use crate::format::{self, Cipher, Footer, Manifest};
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::{KeyError, SealKey, SubstitutionTable};
@@ -118,6 +118,8 @@ pub enum SealError {
     },
     #[error(transparent)]
     Watermark(#[from] WatermarkError),
+    #[error(transparent)]
+    Capture(#[from] CaptureError),
     #[error("cannot encrypt the text info: {0}")]
     Encrypt(String),
     #[error("the sealed file {output:?} did not verify, so the source was kept")]
@@ -220,20 +222,17 @@ pub const SOURCE_SHA256: &str = "source-sha256";
 
 /// Seal one record, named by its media file or its sidecar.
 pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutcome, SealError> {
-    let files = RecordFiles::resolve(input);
+    let files = recording(RecordFiles::resolve(input))?;
     let media_path = &files.media;
-    if let Some(sealed) = removal_started(media_path)? {
-        // An earlier run verified the seal and was removing the source when it stopped.
-        remove_verified(&files, &sealed)?;
-        return Ok(SealOutcome::OutputExists {
-            output: sealed,
-            corrects: None,
-        });
-    }
-    if cli::is_working_file(media_path) && media_path.extension() == Some("part".as_ref()) {
-        return Err(SealError::InProgress {
-            path: media_path.clone(),
-        });
+    if let Some(marker) = removal_started(media_path)? {
+        // An earlier run verified the seal and was removing this source when it stopped; a
+        // file that took the name since is a new recording and is sealed as usual.
+        if finish_removal(media_path, &marker)? {
+            return Ok(SealOutcome::OutputExists {
+                output: PathBuf::from(marker.sealed),
+                corrects: None,
+            });
+        }
     }
     let source = fsutil::open_regular(media_path).map_err(|e| match e.kind() {
         io::ErrorKind::InvalidInput => SealError::NotAFile(media_path.clone()),
@@ -290,6 +289,31 @@ pub fn seal(input: &Path, key: &SealKey, opts: &SealOptions) -> Result<SealOutco
     Ok(outcome)
 }
 
+/// A recording named by its `.part` (or by the media or sidecar of a recording still under
+/// that name): completed first if its capture was killed, refused if one is still recording.
+fn recording(files: RecordFiles) -> Result<RecordFiles, SealError> {
+    let part = if files
+        .media
+        .as_os_str()
+        .as_encoded_bytes()
+        .ends_with(b".part")
+    {
+        files.media.clone()
+    } else {
+        let mut part = files.media.clone().into_os_string();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        if files.media.exists() || !part.exists() {
+            return Ok(files);
+        }
+        part
+    };
+    match capture::recover(&part)? {
+        Some(captured) => Ok(RecordFiles::resolve(&captured.media)),
+        None => Err(SealError::InProgress { path: part }),
+    }
+}
+
 /// An input that ends like a sealed file: the quick checks and the manifest, and the
 /// signature and media hash too when it was sealed with this key.
 fn check_sealed(sealed: &SealedFile, key: &SealKey) -> Result<(), VerifyError> {
@@ -307,13 +331,36 @@ pub fn prepare<'a>(
     key: &SealKey,
     dirs: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(Vec<PathBuf>, u64), SealError> {
-    Chain::lock(&key.dir)?.next()?;
+    let chain = Chain::lock(&key.dir)?;
+    let next = chain.next()?;
     let (mut removed, mut freed) = (Vec::new(), 0);
     for dir in dirs.into_iter().filter(|d| d.is_dir()) {
         let (paths, bytes) = fsutil::remove_stale_temps(dir).at("cannot clean up", dir)?;
         removed.extend(paths);
         freed += bytes;
+        // Stages of this key's chain that it has settled past (a kill between the commit and
+        // the stage's removal leaves one): the seal landed or was given up, so the copy goes.
+        for entry in fs::read_dir(dir).at("cannot read", dir)?.flatten() {
+            let name = entry.file_name();
+            let name = name.as_encoded_bytes();
+            if !(name.starts_with(fsutil::TEMP_PREFIX.as_bytes())
+                && name.ends_with(chain::STAGE_SUFFIX.as_bytes()))
+            {
+                continue;
+            }
+            let path = entry.path();
+            let settled = SealedFile::open(&path)
+                .ok()
+                .and_then(|f| verify::manifest(&f).ok())
+                .is_some_and(|(m, _)| m.key_id == key.key_id && m.sequence < next.sequence);
+            if settled {
+                freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
+                fs::remove_file(&path).at("cannot remove", &path)?;
+                removed.push(path);
+            }
+        }
     }
+    drop(chain);
     Ok((removed, freed))
 }
 
@@ -594,46 +641,110 @@ fn remove_source(
     if sealed == files.media {
         return Ok(()); // the input was the sealed file itself
     }
+    // The seal holding the media: the earlier one for a correction.
+    let mut media_sha256 = [0u8; 32];
     for path in std::iter::once(sealed).chain(outcome.corrects()) {
         let unverified = |source| SealError::Unverified {
             output: path.to_path_buf(),
             source,
         };
         let file = SealedFile::open(path).map_err(unverified)?;
-        verify::full(&file, &key.trusted(), None).map_err(unverified)?;
+        let verified = verify::full(&file, &key.trusted(), None).map_err(unverified)?;
+        let manifest = verified.manifest;
+        media_sha256 = manifest
+            .extra(SOURCE_SHA256)
+            .and_then(|h| hex::decode(h).ok())
+            .and_then(|h| h.try_into().ok())
+            .unwrap_or(manifest.media_sha256);
     }
-    remove_verified(files, sealed)
-}
-
-/// Remove a record's media and sidecar once `sealed` has verified. A durable marker
-/// (`.callrec-NAME.removing`, naming the sealed file) is written first, so a crash half-way
-/// never leaves media without its sidecar for a later run to seal again as a bare record, nor
-/// a sidecar without media for ever: whoever finds the marker finishes the removal.
-fn remove_verified(files: &RecordFiles, sealed: &Path) -> Result<(), SealError> {
-    let marker = removal_marker(&files.media);
-    fsutil::write_atomic(&marker, sealed.as_os_str().as_encoded_bytes(), false)
-        .at("cannot write", &marker)?;
     let sidecar = files
         .sidecar
         .clone()
         .unwrap_or_else(|| sidecar_path(&files.media));
-    for path in [&sidecar, &files.media, &marker] {
+    let marker = Removal {
+        sealed: sealed.to_string_lossy().into_owned(),
+        media_sha256: hex::encode(media_sha256),
+        sidecar_sha256: match fs::read(&sidecar) {
+            Ok(bytes) => Some(hex::encode(Sha256::digest(&bytes))),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => {
+                return Err(PathError {
+                    action: "cannot read",
+                    path: sidecar,
+                    source: e,
+                }
+                .into())
+            }
+        },
+    };
+    let path = removal_marker(&files.media);
+    let bytes = serde_json::to_vec(&marker).expect("a marker serialises");
+    fsutil::write_atomic(&path, &bytes, false).at("cannot write", &path)?;
+    finish_removal(&files.media, &marker)?;
+    Ok(())
+}
+
+/// A removal under way, kept in `.callrec-NAME.removing` beside the media while it lasts: the
+/// sealed file that verified, and the SHA-256 of the exact media and sidecar it holds. A run
+/// killed half-way leaves it, and whoever finds it finishes the removal, removing only files
+/// that still hold those bytes: never media without its sidecar for a later run to seal
+/// again as a bare record, never a sidecar without media for ever, never a new recording
+/// that took the same name.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Removal {
+    sealed: String,
+    media_sha256: String,
+    sidecar_sha256: Option<String>,
+}
+
+/// Remove the media and sidecar `marker` names if they still hold its bytes, then the marker.
+/// Returns whether the media was removed (it held the sealed bytes).
+fn finish_removal(media: &Path, marker: &Removal) -> Result<bool, SealError> {
+    let holds = |path: &Path, sha256: Option<&str>| -> Result<bool, SealError> {
+        let Some(want) = sha256 else { return Ok(false) };
+        match fs::File::open(path) {
+            Ok(file) => {
+                let (got, _) = fsutil::copy_hashing(file, io::sink()).at("cannot read", path)?;
+                Ok(hex::encode(got) == want)
+            }
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(PathError {
+                action: "cannot read",
+                path: path.to_path_buf(),
+                source: e,
+            }
+            .into()),
+        }
+    };
+    let sidecar = sidecar_path(media);
+    let remove_sidecar = holds(&sidecar, marker.sidecar_sha256.as_deref())?;
+    let remove_media = holds(media, Some(&marker.media_sha256))?;
+    let marker_path = removal_marker(media);
+    let doomed = [
+        (remove_sidecar, sidecar.as_path()),
+        (remove_media, media),
+        (true, marker_path.as_path()),
+    ];
+    for (remove, path) in doomed {
+        if !remove {
+            continue;
+        }
         match fs::remove_file(path) {
             Ok(()) => {}
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => {
                 return Err(PathError {
                     action: "cannot remove",
-                    path: path.clone(),
+                    path: path.to_path_buf(),
                     source: e,
                 }
                 .into())
             }
         }
     }
-    let dir = fsutil::parent_dir(&files.media);
+    let dir = fsutil::parent_dir(media);
     fsutil::sync_dir(dir).at("cannot sync", dir)?;
-    Ok(())
+    Ok(remove_media)
 }
 
 /// The removal marker of a media file: `DIR/.callrec-NAME.removing`.
@@ -646,24 +757,24 @@ fn removal_marker(media: &Path) -> PathBuf {
 
 const REMOVING_SUFFIX: &str = ".removing";
 
-/// The sealed file an interrupted removal of `media` named, if one was under way.
-fn removal_started(media: &Path) -> Result<Option<PathBuf>, SealError> {
-    let marker = removal_marker(media);
-    match fs::read(&marker) {
-        Ok(bytes) => Ok(Some(PathBuf::from(std::ffi::OsString::from_vec(bytes)))),
+/// The removal a killed run left under way for `media`, if any.
+fn removal_started(media: &Path) -> Result<Option<Removal>, SealError> {
+    let path = removal_marker(media);
+    match fs::read(&path) {
+        // A marker that does not parse was cut short before its removal began: none is due.
+        Ok(bytes) => Ok(serde_json::from_slice(&bytes).ok()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(PathError {
             action: "cannot read",
-            path: marker,
+            path,
             source: e,
         }
         .into()),
     }
 }
 
-/// Finish the removals killed runs left under `dir`: a marker whose media is still there
-/// (the media and sidecar go), or whose media is gone (its sidecar, if any, goes). Returns the
-/// media paths whose removal was finished.
+/// Finish the removals killed runs left under `dir` (see [`Removal`]). Returns the media
+/// paths whose removal was finished.
 pub fn finish_removals(dir: &Path) -> Result<Vec<PathBuf>, SealError> {
     let mut finished = Vec::new();
     for entry in walkdir::WalkDir::new(dir)
@@ -680,13 +791,16 @@ pub fn finish_removals(dir: &Path) -> Result<Vec<PathBuf>, SealError> {
         let media = entry
             .path()
             .with_file_name(std::ffi::OsStr::from_bytes(media_name));
-        if let Some(sealed) = removal_started(&media)? {
-            let files = RecordFiles {
-                sidecar: Some(sidecar_path(&media)),
-                media: media.clone(),
-            };
-            remove_verified(&files, &sealed)?;
-            finished.push(media);
+        match removal_started(&media)? {
+            Some(marker) => {
+                if finish_removal(&media, &marker)? {
+                    finished.push(media);
+                }
+            }
+            None => {
+                let path = removal_marker(&media);
+                let _ = fs::remove_file(&path);
+            }
         }
     }
     Ok(finished)

@@ -550,3 +550,102 @@ fn output_directories_are_created() {
     let sealed = t.seal("keys", &["-o", "new/sealed", "a.bin"]);
     assert_eq!(sealed, [t.join("new/sealed/a.sealed.bin")]);
 }
+
+/// Run `callrec-seal` under strace, killed with SIGKILL on entering the `n`-th `unlink`.
+fn seal_killed_at_unlink(t: &TestDir, n: u32, args: &[&str]) {
+    let exe = env!("CARGO_BIN_EXE_callrec-seal");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=unlink", "-e"])
+        .arg(format!("inject=unlink:signal=SIGKILL:when={n}"))
+        .arg(exe)
+        .args(args)
+        .current_dir(t.path())
+        .env("HOME", t.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .expect("strace is installed (scripts/setup)");
+    assert!(!status.success());
+}
+
+#[test]
+fn an_interrupted_removal_never_removes_a_new_recording_of_the_same_name() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    t.wav("call.wav");
+    // unlinks: the stage (1), the media (2), the marker (3).
+    seal_killed_at_unlink(&t, 3, &["-k", "keys", "--remove-source", "call.wav"]);
+    assert!(
+        t.join(".callrec-call.wav.removing").exists(),
+        "not killed mid-removal"
+    );
+    assert!(!t.join("call.wav").exists());
+    // The seal is pushed away; a new recording takes the name.
+    fs::create_dir(t.join("sent")).unwrap();
+    fs::rename(t.join("call.sealed.wav"), t.join("sent/call.sealed.wav")).unwrap();
+    t.ffmpeg(
+        "call.wav",
+        &["-f", "lavfi", "-i", "sine=frequency=880:duration=2"],
+    );
+    let new = fs::read(t.join("call.wav")).unwrap();
+    let sealed = t.seal("keys", &["call.wav"]);
+    assert_eq!(
+        fs::read(t.join("call.wav")).unwrap(),
+        new,
+        "the new recording was touched"
+    );
+    let bytes = fs::read(&sealed[0]).unwrap();
+    assert_eq!(
+        &bytes[..new.len()],
+        &new[..],
+        "the new recording was not sealed"
+    );
+    assert!(!t.join(".callrec-call.wav.removing").exists());
+}
+
+#[test]
+fn a_killed_capture_named_by_its_part_file_is_completed_and_sealed() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    let mut capture = start_capture(&t, "spool", "60");
+    let part = wait_for(&t.join("spool"), ".mkv.part");
+    capture.kill().unwrap();
+    capture.wait().unwrap();
+    let (code, stdout, stderr) = run(t
+        .cmd("callrec-seal")
+        .args(["-k", "keys", "-o", "sealed", "--remove-source"])
+        .arg(&part));
+    assert_eq!(code, 0, "{stderr}");
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(
+        names(&t.join("spool")).is_empty(),
+        "{:?}",
+        names(&t.join("spool"))
+    );
+}
+
+#[test]
+fn a_stage_left_after_its_commit_is_removed_by_the_next_run() {
+    let t = TestDir::new();
+    t.keygen("keys");
+    t.write("a.bin", "evidence a");
+    // The first unlink of a seal is its stage's, after the chain committed.
+    seal_killed_at_unlink(&t, 1, &["-k", "keys", "-o", "out", "a.bin"]);
+    let stages = |t: &TestDir| -> Vec<String> {
+        names(&t.join("out"))
+            .into_iter()
+            .filter(|n| n.ends_with(".pending"))
+            .collect()
+    };
+    assert_eq!(stages(&t).len(), 1, "not killed at the stage's removal");
+    assert!(t.join("out/a.sealed.bin").exists());
+    t.write("b.bin", "evidence b");
+    let (code, _, stderr) = run(t
+        .cmd("callrec-seal")
+        .args(["-k", "keys", "-o", "out", "b.bin"]));
+    assert_eq!(code, 0, "{stderr}");
+    assert!(stages(&t).is_empty(), "{:?}", stages(&t));
+    let (code, lines) = verify_json(&t, "keys", &[&t.join("out")]);
+    assert_eq!(chain_issues(&lines), Vec::<String>::new());
+    assert_eq!(code, 0);
+}
