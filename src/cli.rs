@@ -171,39 +171,6 @@ pub fn path_line(path: &Path, null: bool) -> Vec<u8> {
     line
 }
 
-/// callrec's place in an XDG base directory: `$VAR/callrec`, else `$HOME/HOME_DEFAULT/callrec`
-/// (`xdg_dir("XDG_CONFIG_HOME", ".config")` is `~/.config/callrec`); `None` without either.
-pub fn xdg_dir(var: &str, home_default: &str) -> Option<PathBuf> {
-    std::env::var_os(var)
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(home_default)))
-        .map(|d| d.join("callrec"))
-}
-
-/// The default key directory: `$CALLREC_KEYDIR`, else `$XDG_CONFIG_HOME/callrec/keys`, else
-/// `~/.config/callrec/keys`.
-pub fn default_key_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("CALLREC_KEYDIR").filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    xdg_dir("XDG_CONFIG_HOME", ".config")
-        .unwrap_or_else(|| PathBuf::from("callrec"))
-        .join("keys")
-}
-
-/// The trusted public keys to verify with: those given, else `$CALLREC_PUBKEY` if set.
-pub fn pubkey_paths(given: &[PathBuf]) -> Vec<PathBuf> {
-    if !given.is_empty() {
-        return given.to_vec();
-    }
-    std::env::var_os("CALLREC_PUBKEY")
-        .filter(|v| !v.is_empty())
-        .map(PathBuf::from)
-        .into_iter()
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -11,6 +11,7 @@
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
 //! - [`query`]: the index of an archive: search, workload, fetch.
+//! - [`places`]: where callrec keeps things by default (keys, journal, index, vocabulary).
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
 //! - [`wire`]: the JSON Lines each tool writes with `--json`.
 
@@ -26,6 +27,7 @@ pub mod fsutil;
 pub mod hid;
 pub mod keys;
 pub mod media;
+pub mod places;
 pub mod query;
 pub mod record;
 pub mod seal;

@@ -5,6 +5,7 @@
 //! them for another institution (see [`Vocabulary::load`]). Records store the label (it is what
 //! the figure 3C line carries); codes are what operators type.
 
+use crate::places;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -130,27 +131,16 @@ impl Vocabulary {
         }
     }
 
-    /// The default configuration file: `$CALLREC_VOCABULARY`, else
-    /// `$XDG_CONFIG_HOME/callrec/vocabulary.json`, else `~/.config/callrec/vocabulary.json`.
-    pub fn default_path() -> Option<PathBuf> {
-        if let Some(p) = std::env::var_os("CALLREC_VOCABULARY").filter(|p| !p.is_empty()) {
-            return Some(PathBuf::from(p));
-        }
-        crate::cli::xdg_dir("XDG_CONFIG_HOME", ".config").map(|d| d.join("vocabulary.json"))
-    }
-
     /// The vocabulary a tool uses: the built-in one changed by the file named by `flag`
     /// (`--vocabulary`), else by `$CALLREC_VOCABULARY` (a named file must exist and be
     /// readable), else by the configuration file if there is one.
     pub fn configured(flag: Option<&Path>) -> Result<Vocabulary, VocabularyError> {
-        let named = flag.map(Path::to_path_buf).or_else(|| {
-            std::env::var_os("CALLREC_VOCABULARY")
-                .filter(|p| !p.is_empty())
-                .map(PathBuf::from)
-        });
-        match named {
+        match flag
+            .map(Path::to_path_buf)
+            .or_else(places::vocabulary_from_env)
+        {
             Some(path) => Vocabulary::load(Some(&path), true),
-            None => Vocabulary::load(Vocabulary::default_path().as_deref(), false),
+            None => Vocabulary::load(Some(&places::vocabulary()), false),
         }
     }
 

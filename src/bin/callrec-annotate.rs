@@ -90,7 +90,7 @@ fn run(args: AnnotateArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let identity = args
         .identity
         .clone()
-        .or_else(|| Some(cli::default_key_dir()).filter(|d| d.is_dir()));
+        .or_else(|| Some(callrec::places::key_dir()).filter(|d| d.is_dir()));
     let ctx = Context {
         terminal: annotate::terminal_identity(),
         now: chrono::Local::now().fixed_offset(),

@@ -28,12 +28,6 @@ fn main() -> ExitCode {
     common::main(PROG, |stdout| run(args, stdout), common::usage_error)
 }
 
-fn default_journal() -> PathBuf {
-    cli::xdg_dir("XDG_STATE_HOME", ".local/state")
-        .unwrap_or_else(|| PathBuf::from("callrec"))
-        .join("push-journal.jsonl")
-}
-
 /// The files to push, each with the spool it came from (if any): below a spool directory the
 /// sealed files a walk takes ([`cli::walk_takes`]: no sidecar, media, lock, temporary or
 /// staging file), outside its `sent/` and hidden directories; files named directly, as given.
@@ -87,7 +81,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     if files.is_empty() {
         return Ok(EXIT_OK); // nothing sealed to push
     }
-    let pubkeys = cli::pubkey_paths(&args.pubkey);
+    let pubkeys = callrec::places::pubkeys(&args.pubkey);
     let trusted = if pubkeys.is_empty() {
         None
     } else {
@@ -102,7 +96,12 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
             legal_hold: args.legal_hold,
         });
     let archive = Archive::open(&target, args.endpoint.as_deref(), args.jobs, retention)?;
-    let journal = archive::Journal::open(&args.journal.clone().unwrap_or_else(default_journal))?;
+    let journal = archive::Journal::open(
+        &args
+            .journal
+            .clone()
+            .unwrap_or_else(callrec::places::journal),
+    )?;
     let progress = if io::stderr().is_terminal() && !args.json {
         indicatif::ProgressBar::new(files.len() as u64)
     } else {

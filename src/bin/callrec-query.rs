@@ -49,14 +49,8 @@ fn main() -> ExitCode {
     )
 }
 
-fn default_db() -> PathBuf {
-    cli::xdg_dir("XDG_DATA_HOME", ".local/share")
-        .unwrap_or_else(|| PathBuf::from("callrec"))
-        .join("index.sqlite")
-}
-
 fn run(args: QueryArgs) -> anyhow::Result<u8> {
-    let db = args.db.clone().unwrap_or_else(default_db);
+    let db = args.db.clone().unwrap_or_else(callrec::places::index);
     let endpoint = args.endpoint.as_deref();
     if let QueryCommand::Index(a) = &args.command {
         return index_archives(&mut SqliteIndex::open(&db)?, a, endpoint);
@@ -110,7 +104,7 @@ fn index_archives(
     args: &QueryIndexArgs,
     endpoint: Option<&str>,
 ) -> anyhow::Result<u8> {
-    let pubkeys = cli::pubkey_paths(&args.pubkey);
+    let pubkeys = callrec::places::pubkeys(&args.pubkey);
     let trusted = if pubkeys.is_empty() {
         None
     } else {
@@ -465,7 +459,7 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs, vocab: &Vocabulary) -> anyh
 }
 
 fn trusted_keys(given: &[PathBuf]) -> anyhow::Result<TrustedKeys> {
-    let paths = cli::pubkey_paths(given);
+    let paths = callrec::places::pubkeys(given);
     if paths.is_empty() {
         bail!("get verifies before it hands anything out: give --pubkey seal.pub (or set CALLREC_PUBKEY)");
     }

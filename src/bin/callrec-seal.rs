@@ -38,7 +38,7 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
 
-    let key_dir = args.key.clone().unwrap_or_else(cli::default_key_dir);
+    let key_dir = args.key.clone().unwrap_or_else(callrec::places::key_dir);
     let key = SealKey::load(&key_dir).with_context(|| {
         format!("cannot use key directory {key_dir:?} (create one with: {PROG} keygen -o DIR)")
     })?;

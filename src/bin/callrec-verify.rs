@@ -31,7 +31,7 @@ fn main() -> ExitCode {
 }
 
 fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<TrustedKeys> {
-    Ok(TrustedKeys::load(&cli::pubkey_paths(&args.pubkey))?)
+    Ok(TrustedKeys::load(&callrec::places::pubkeys(&args.pubkey))?)
 }
 
 fn single_file(args: &VerifyArgs) -> anyhow::Result<&Path> {
