@@ -410,6 +410,16 @@ pub struct RetentionKept {
     pub legal_hold: bool,
 }
 
+/// How a record came to be in the archive.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum Archived {
+    /// By this push.
+    Uploaded,
+    /// The same seal was there before.
+    AlreadyArchived,
+}
+
 /// The proof that a record was handed over, appended to the journal.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Receipt {
@@ -421,8 +431,7 @@ pub struct Receipt {
     pub manifest_sha256: String,
     pub etag: Option<String>,
     pub version: Option<String>,
-    /// `uploaded`, or `already-archived` when the same seal was there before.
-    pub status: &'static str,
+    pub status: Archived,
     pub at: String,
     /// The Object Lock as read back, when one was asked for and kept.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -788,12 +797,12 @@ impl Archive {
             None
         };
         let (status, (sha256, etag, version)) = match uploaded {
-            Some(uploaded) => ("uploaded", uploaded),
-            None => ("already-archived", (local.sha256()?, None, None)),
+            Some(uploaded) => (Archived::Uploaded, uploaded),
+            None => (Archived::AlreadyArchived, (local.sha256()?, None, None)),
         };
         // Read back, in one request: the object must be this size and end with this seal.
         let Some(meta) = self.holds(&location, local).await? else {
-            return Err(if status == "uploaded" {
+            return Err(if status == Archived::Uploaded {
                 PushError::Mismatch { key }
             } else {
                 PushError::Conflict { key }

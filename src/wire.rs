@@ -115,8 +115,7 @@ pub enum Seal<'a> {
 pub enum Verify<'a> {
     Verdict {
         path: WirePath,
-        /// `verified`, `failed` (proven bad) or `error` (could not check).
-        status: &'static str,
+        status: VerdictStatus,
         quick: bool,
         #[serde(skip_serializing_if = "Option::is_none")]
         check: Option<Check>,
@@ -140,8 +139,7 @@ pub enum Verify<'a> {
         versions: Vec<VerifyVersion<'a>>,
     },
     Chain {
-        /// `gap` or `fork`.
-        status: &'static str,
+        status: ChainStatus,
         key_id: &'a str,
         message: String,
         paths: Vec<WirePath>,
@@ -157,6 +155,27 @@ pub enum Verify<'a> {
         errors: usize,
         chain_issues: usize,
     },
+}
+
+/// What `callrec-verify` found of one file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum VerdictStatus {
+    Verified,
+    /// Proven not to be an intact seal by a trusted key.
+    Failed,
+    /// Could not be checked (unreadable).
+    Error,
+}
+
+/// What is wrong with a key's chain across a set of files.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChainStatus {
+    /// A sequence is missing: a record was removed.
+    Gap,
+    /// Two records claim one place, or a record names another predecessor.
+    Fork,
 }
 
 /// One version in a `history` line of `callrec-verify`.

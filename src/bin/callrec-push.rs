@@ -169,7 +169,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                             )
                         });
                     }
-                    if receipt.status == "uploaded" {
+                    if receipt.status == archive::Archived::Uploaded {
                         uploaded.fetch_add(1, Ordering::Relaxed);
                     } else {
                         already.fetch_add(1, Ordering::Relaxed);
@@ -177,7 +177,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                     let line = if args.json {
                         wire::json_line(&wire::Push::Archived { receipt: &receipt })
                     } else {
-                        if receipt.status != "uploaded" {
+                        if receipt.status != archive::Archived::Uploaded {
                             progress.suspend(|| {
                                 eprintln!(
                                     "{PROG}: {file:?} was already archived as {}",

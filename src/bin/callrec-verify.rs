@@ -13,7 +13,7 @@ use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
-use callrec::wire::{self, WirePath};
+use callrec::wire::{self, ChainStatus, VerdictStatus, WirePath};
 
 mod common;
 
@@ -192,7 +192,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                 let m = v.as_ref().map(|v| &v.manifest);
                 wire::Verify::Verdict {
                     path: wire_path,
-                    status: "verified",
+                    status: VerdictStatus::Verified,
                     quick: args.quick,
                     check: None,
                     message: None,
@@ -209,11 +209,11 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                 let (status, check) = match err {
                     VerifyError::Failed { check, .. } => {
                         failed += 1;
-                        ("failed", Some(*check))
+                        (VerdictStatus::Failed, Some(*check))
                     }
                     VerifyError::Io(_) => {
                         errors += 1;
-                        ("error", None)
+                        (VerdictStatus::Error, None)
                     }
                 };
                 let message = cli::error_chain(err);
@@ -249,14 +249,14 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
         eprintln!("{PROG}: chain: {issue}");
         if args.json {
             let (status, key_id, paths) = match issue {
-                ChainIssue::Gap { key_id, .. } => ("gap", key_id, Vec::new()),
+                ChainIssue::Gap { key_id, .. } => (ChainStatus::Gap, key_id, Vec::new()),
                 ChainIssue::Fork { key_id, paths, .. } => (
-                    "fork",
+                    ChainStatus::Fork,
                     key_id,
                     paths.iter().map(|p| p.as_path().into()).collect(),
                 ),
                 ChainIssue::BrokenLink { key_id, path, .. } => {
-                    ("fork", key_id, vec![path.as_path().into()])
+                    (ChainStatus::Fork, key_id, vec![path.as_path().into()])
                 }
             };
             stdout.write(&wire::json_line(&wire::Verify::Chain {
@@ -324,9 +324,9 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
     })
 }
 
-fn status_word(status: &str, message: &str) -> String {
+fn status_word(status: VerdictStatus, message: &str) -> String {
     match status {
-        "failed" => format!("FAILED: {message}"),
+        VerdictStatus::Failed => format!("FAILED: {message}"),
         _ => format!("could not check: {message}"),
     }
 }
