@@ -23,7 +23,7 @@ const PROG: &str = "callrec-annotate";
 
 fn main() -> ExitCode {
     let args = AnnotateArgs::parse();
-    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
+    common::main(PROG, |stdout| run(args, stdout))
 }
 
 struct Output<'a> {

@@ -11,8 +11,8 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use callrec::args::{AudioCodecArg, CaptureArgs};
-use callrec::capture::{self, AudioCodec, CaptureError, CaptureOptions, SourceSpec};
-use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::capture::{self, AudioCodec, CaptureOptions, SourceSpec};
+use callrec::cli::{self, EXIT_OK};
 use callrec::hid::HookEvents;
 use callrec::record::PhoneDevice;
 use callrec::usb::{self, Phone, UsbError};
@@ -28,14 +28,7 @@ const SYSFS: &str = "/sys";
 
 fn main() -> ExitCode {
     let args = CaptureArgs::parse();
-    common::main(
-        PROG,
-        |stdout| run(args, stdout),
-        |err| match err.downcast_ref::<CaptureError>() {
-            Some(CaptureError::Record(_) | CaptureError::Io(_)) => EXIT_FAILED,
-            _ => EXIT_ERROR,
-        },
-    )
+    common::main(PROG, |stdout| run(args, stdout))
 }
 
 /// VID:PID pairs of known phones, from `$CALLREC_PHONE_IDS`.

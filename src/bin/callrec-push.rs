@@ -25,7 +25,7 @@ const PROG: &str = "callrec-push";
 
 fn main() -> ExitCode {
     let args = PushArgs::parse();
-    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
+    common::main(PROG, |stdout| run(args, stdout))
 }
 
 /// The files to push, each with the spool it came from (if any): below a spool directory the

@@ -9,11 +9,11 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
-use callrec::archive::{Archive, PushError, Target, EXIT_TEMPORARY};
+use callrec::archive::{Archive, Target};
 use callrec::args::{
     QueryArgs, QueryCommand, QueryGetArgs, QueryIndexArgs, QueryStatsArgs, TableOutput,
 };
-use callrec::cli::{self, escape_control, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::cli::{self, escape_control, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery, Workload};
@@ -29,24 +29,7 @@ fn main() -> ExitCode {
     let args = QueryArgs::parse();
     // Results are written straight to stdout as they are made; write errors come back through
     // `?`, and the shared main judges them (a closed pipe is quiet, anything else fails).
-    common::main(
-        PROG,
-        |_| run(args),
-        |err| {
-            let temporary = err
-                .downcast_ref::<PushError>()
-                .is_some_and(PushError::is_temporary)
-                || matches!(
-                    err.downcast_ref::<query::QueryError>(),
-                    Some(query::QueryError::Archive(e)) if e.is_temporary()
-                );
-            if temporary {
-                EXIT_TEMPORARY
-            } else {
-                EXIT_ERROR
-            }
-        },
-    )
+    common::main(PROG, |_| run(args))
 }
 
 fn run(args: QueryArgs) -> anyhow::Result<u8> {

@@ -27,7 +27,7 @@ const PROG: &str = "callrec-seal";
 
 fn main() -> ExitCode {
     let args = SealArgs::parse();
-    common::main(PROG, |stdout| run(args, stdout), common::usage_error)
+    common::main(PROG, |stdout| run(args, stdout))
 }
 
 fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {

@@ -23,11 +23,7 @@ const PROG: &str = "callrec-verify";
 
 fn main() -> ExitCode {
     let args = VerifyArgs::parse();
-    common::main(
-        PROG,
-        |stdout| run(args, stdout),
-        |err| verify::verify_error(err.as_ref()).map_or(EXIT_ERROR, VerifyError::exit_code),
-    )
+    common::main(PROG, |stdout| run(args, stdout))
 }
 
 fn trusted_keys(args: &VerifyArgs) -> anyhow::Result<TrustedKeys> {

@@ -93,19 +93,15 @@ fn broken_pipe(err: &(dyn Error + 'static)) -> bool {
 }
 
 /// Run one tool: `run` does the work and returns its exit code; an error is printed as
-/// `PROG: error: cause: cause` and exits with `exit_code(err)`.
-pub fn main(
-    prog: &str,
-    run: impl FnOnce(&Stdout) -> anyhow::Result<u8>,
-    exit_code: impl FnOnce(&anyhow::Error) -> u8,
-) -> ExitCode {
+/// `PROG: error: cause: cause` and exits with the code [`cli::exit_code`] gives it.
+pub fn main(prog: &str, run: impl FnOnce(&Stdout) -> anyhow::Result<u8>) -> ExitCode {
     let stdout = Stdout::new();
     let code = match run(&stdout) {
         Ok(code) => code,
         Err(err) if broken_pipe(err.as_ref()) => EXIT_OK,
         Err(err) => {
             eprintln!("{prog}: error: {}", cli::error_chain(err.as_ref()));
-            exit_code(&err)
+            cli::exit_code(err.as_ref())
         }
     };
     match stdout.finish() {
@@ -115,9 +111,4 @@ pub fn main(
         }
         None => ExitCode::from(code),
     }
-}
-
-/// The exit code of an error no tool classifies further: a usage or setup error.
-pub fn usage_error(_: &anyhow::Error) -> u8 {
-    EXIT_ERROR
 }
