@@ -10,6 +10,7 @@
 //! - [`seal`] and [`verify`]: making and checking sealed files.
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
+//! - [`spool`]: pushing spools to the archive (lock, `sent/`, journal, when a run stops).
 //! - [`query`]: the index of an archive: search, workload, fetch.
 //! - [`places`]: where callrec keeps things by default (keys, journal, index, vocabulary).
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
@@ -31,6 +32,7 @@ pub mod places;
 pub mod query;
 pub mod record;
 pub mod seal;
+pub mod spool;
 pub mod transcode;
 pub mod usb;
 pub mod validate;
