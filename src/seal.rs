@@ -773,7 +773,8 @@ fn removal_started(media: &Path) -> Result<Option<Removal>, SealError> {
     }
 }
 
-/// Finish the removals killed runs left under `dir` (see [`Removal`]). Returns the media
+/// Finish the removals killed runs left under `dir` (their markers, `.callrec-NAME.removing`,
+/// say what to remove: see `docs/FORMAT.md` §9). Returns the media
 /// paths whose removal was finished.
 pub fn finish_removals(dir: &Path) -> Result<Vec<PathBuf>, SealError> {
     let mut finished = Vec::new();
