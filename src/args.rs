@@ -172,6 +172,7 @@ pub struct SealArgs {
         long,
         value_name = "PRESET",
         default_value = "veryfast",
+        value_parser = ["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo"],
         help_heading = "Watermark"
     )]
     pub preset: String,

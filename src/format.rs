@@ -11,7 +11,7 @@
 
 use std::fmt::Write as _;
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Timelike, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::fsutil::ReadAt;
@@ -269,6 +269,8 @@ pub enum ManifestError {
     Value { line: usize, name: &'static str },
     #[error("manifest line {line}: not a \"name: value\" line")]
     Syntax { line: usize },
+    #[error("manifest line {line}: the {name} fact does not have its defined form")]
+    Fact { line: usize, name: String },
     #[error(
         "manifest is not in canonical form (line endings, spacing, hex case or leading zeros)"
     )]
@@ -372,6 +374,12 @@ impl Manifest {
             if !name_ok || value.chars().any(char::is_control) {
                 return Err(ManifestError::Syntax { line });
             }
+            if !known_fact_ok(name, value) {
+                return Err(ManifestError::Fact {
+                    line,
+                    name: name.to_string(),
+                });
+            }
             extra.push((name.to_string(), value.to_string()));
         }
         let manifest = Manifest {
@@ -393,7 +401,62 @@ impl Manifest {
         if manifest.to_bytes() != bytes {
             return Err(ManifestError::NotCanonical);
         }
+        // A leap second (`:60`) is no time a seal can be made at.
+        if manifest.sealed_at.nanosecond() >= 1_000_000_000 {
+            return Err(bad(2));
+        }
+        // The first seal of a chain has no previous one.
+        if manifest.sequence == 1 && manifest.previous != [0; 32] {
+            return Err(bad(4));
+        }
         Ok(manifest)
+    }
+}
+
+/// Does an optional fact this version defines have its defined syntax? Facts it does not
+/// define are shown, not interpreted, so any value passes.
+fn known_fact_ok(name: &str, value: &str) -> bool {
+    let lower_hex = |v: &str, len: usize| {
+        v.len() == len && v.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+    };
+    match name {
+        "table-id" => lower_hex(value, 16),
+        "source-sha256" | "sidecar-mac" => lower_hex(value, 64),
+        "corrects" => value
+            .split_once(' ')
+            .is_some_and(|(id, sha)| RecordId::parse(id).is_ok() && lower_hex(sha, 64)),
+        "watermark" => {
+            value == "none"
+                || value
+                    .strip_prefix("drawtext libx264 preset=")
+                    .and_then(|rest| rest.split_once(" crf="))
+                    .is_some_and(|(preset, crf)| {
+                        !preset.is_empty()
+                            && preset.bytes().all(|b| b.is_ascii_lowercase())
+                            && !crf.is_empty()
+                            && crf.bytes().all(|b| b.is_ascii_digit())
+                            && (crf == "0" || !crf.starts_with('0'))
+                    })
+        }
+        "health" => {
+            value == "ok"
+                || (!value.is_empty()
+                    && value.split(' ').all(|flag| {
+                        matches!(
+                            flag,
+                            "silent-audio"
+                                | "missing-audio"
+                                | "missing-video"
+                                | "duration-drift"
+                                | "interrupted"
+                        ) || flag.strip_prefix("silent-channel-").is_some_and(|n| {
+                            !n.is_empty()
+                                && n.bytes().all(|b| b.is_ascii_digit())
+                                && !n.starts_with('0')
+                        })
+                    }))
+        }
+        _ => true,
     }
 }
 

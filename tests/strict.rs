@@ -15,7 +15,7 @@ use callrec::record::{Record, RecordId};
 use crate::util::*;
 
 /// Write a sealed file of `media` whose text block is `payload` (plus its check byte), with a
-/// manifest for `record_id` signed by the key in `keys`.
+/// manifest for `record_id` (changed by `tweak`) signed by the key in `keys`.
 fn forge(
     t: &TestDir,
     keys: &Path,
@@ -23,7 +23,7 @@ fn forge(
     record_id: &str,
     cipher: Cipher,
     payload: &[u8],
-    extra: Vec<(String, String)>,
+    tweak: impl FnOnce(&mut Manifest),
 ) -> PathBuf {
     let key = SealKey::load(keys).unwrap();
     let media = b"recorded media bytes".to_vec();
@@ -33,7 +33,7 @@ fn forge(
         format::quick_checksum(&fs::File::open(&path).unwrap(), media.len() as u64).unwrap();
     let mut text = payload.to_vec();
     text.push(format::check_byte(&text));
-    let manifest = Manifest {
+    let mut manifest = Manifest {
         record_id: RecordId::parse(record_id).unwrap(),
         key_id: key.key_id.clone(),
         sealed_at: chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap(),
@@ -45,8 +45,9 @@ fn forge(
         text_cipher: cipher,
         text_size: text.len() as u32,
         text_sha256: Sha256::digest(&text).into(),
-        extra,
+        extra: vec![],
     };
+    tweak(&mut manifest);
     let manifest_bytes = manifest.to_bytes();
     let signature = key.sign(&manifest, &manifest_bytes).unwrap();
     let footer = Footer {
@@ -129,7 +130,7 @@ fn a_text_payload_that_is_not_what_the_cipher_says_fails() {
         id,
         Cipher::Age,
         &age_payload(&keys, id, false),
-        vec![],
+        |_| {},
     );
     assert_eq!(verdict(&t, &good, &[]), (0, None));
     let bad = [
@@ -141,7 +142,7 @@ fn a_text_payload_that_is_not_what_the_cipher_says_fails() {
         ("armored.sealed.bin", age_payload(&keys, id, true)),
     ];
     for (name, payload) in bad {
-        let file = forge(&t, &keys, name, id, Cipher::Age, &payload, vec![]);
+        let file = forge(&t, &keys, name, id, Cipher::Age, &payload, |_| {});
         assert_eq!(
             verdict(&t, &file, &[]),
             (1, Some("text".to_string())),
@@ -156,7 +157,7 @@ fn a_text_payload_that_is_not_what_the_cipher_says_fails() {
         id,
         Cipher::Table,
         b"\x01\x02",
-        vec![],
+        |_| {},
     );
     assert_eq!(verdict(&t, &file, &[]), (1, Some("text".to_string())));
 }
@@ -172,7 +173,7 @@ fn a_text_info_of_another_record_fails_when_read() {
         "20261127T093000Z-0a1b2c3d4e5f",
         Cipher::Age,
         &age_payload(&keys, "20261127T093000Z-ffffffffffff", false),
-        vec![],
+        |_| {},
     );
     // The seal itself is intact; the text names another record, which only a reader sees.
     assert_eq!(verdict(&t, &file, &[]), (0, None));
@@ -220,4 +221,75 @@ fn two_trusted_keys_with_one_key_number_are_refused() {
             .args(["-p", "keys/seal.pub", "-p", "keys"])
             .arg(&sealed[0]),
     );
+}
+
+#[test]
+fn known_optional_facts_must_have_their_defined_form() {
+    let t = TestDir::new();
+    let keys = t.keygen("keys");
+    let id = "20261127T093000Z-0a1b2c3d4e5f";
+    let payload = age_payload(&keys, id, false);
+    let fact = |name: &str, value: &str| vec![(name.to_string(), value.to_string())];
+    let upper = "A".repeat(64);
+    let cases: Vec<(&str, Vec<(String, String)>)> = vec![
+        (
+            "corrects-upper.sealed.bin",
+            fact("corrects", &format!("{id} {upper}")),
+        ),
+        ("source-upper.sealed.bin", fact("source-sha256", &upper)),
+        (
+            "table-id-upper.sealed.bin",
+            fact("table-id", "ABCDEF0123456789"),
+        ),
+        ("watermark-foo.sealed.bin", fact("watermark", "foo")),
+        ("health-odd.sealed.bin", fact("health", "sounds-fine")),
+    ];
+    for (name, extra) in cases {
+        let file = forge(&t, &keys, name, id, Cipher::Age, &payload, |m| {
+            m.extra = extra
+        });
+        assert_eq!(
+            verdict(&t, &file, &[]),
+            (1, Some("manifest".to_string())),
+            "{name}"
+        );
+    }
+    // Facts this version does not define pass, and are shown.
+    let file = forge(
+        &t,
+        &keys,
+        "future.sealed.bin",
+        id,
+        Cipher::Age,
+        &payload,
+        |m| m.extra = fact("future-fact", "anything"),
+    );
+    assert_eq!(verdict(&t, &file, &[]), (0, None));
+    // A leap second, and a first seal that names a previous one.
+    let leap = forge(
+        &t,
+        &keys,
+        "leap.sealed.bin",
+        id,
+        Cipher::Age,
+        &payload,
+        |m| {
+            let day = chrono::NaiveDate::from_ymd_opt(2026, 12, 31).unwrap();
+            let time = chrono::NaiveTime::from_hms_milli_opt(23, 59, 59, 1000).unwrap();
+            m.sealed_at = chrono::NaiveDateTime::new(day, time).and_utc();
+        },
+    );
+    assert_eq!(verdict(&t, &leap, &[]), (1, Some("manifest".to_string())));
+    let first = forge(
+        &t,
+        &keys,
+        "first.sealed.bin",
+        id,
+        Cipher::Age,
+        &payload,
+        |m| {
+            m.previous = [7; 32];
+        },
+    );
+    assert_eq!(verdict(&t, &first, &[]), (1, Some("manifest".to_string())));
 }
