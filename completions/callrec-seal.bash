@@ -78,7 +78,7 @@ _callrec__seal() {
                     return 0
                     ;;
                 --preset)
-                    COMPREPLY=($(compgen -f "${cur}"))
+                    COMPREPLY=($(compgen -W "ultrafast superfast veryfast faster fast medium slow slower veryslow placebo" -- "${cur}"))
                     return 0
                     ;;
                 --crf)

@@ -30,7 +30,16 @@ complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l cipher -d 'Ho
 table\t'The document\'s byte substitution table: tamper-evident, NOT confidential'"
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s o -l output-dir -d 'Write sealed files here instead of beside their inputs' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s j -l jobs -d 'Seal this many files at once [default: number of CPUs]' -r
-complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l preset -d 'libx264 preset for watermarked video' -r
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l preset -d 'libx264 preset for watermarked video' -r -f -a "ultrafast\t''
+superfast\t''
+veryfast\t''
+faster\t''
+fast\t''
+medium\t''
+slow\t''
+slower\t''
+veryslow\t''
+placebo\t''"
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l crf -d 'libx264 constant rate factor for watermarked video (lower is better quality)' -r
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l watermark-font -d 'TrueType font for the watermark' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l remove-source -d 'Remove each input (media and sidecar) once its sealed file has passed a full verification'
