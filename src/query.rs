@@ -329,16 +329,21 @@ pub fn examine(
         entry.manifest_sha256 = Some(hex::encode(sha256));
         entry.checked.trusted = trusted.map(|t| t.get(&manifest.key_id).is_some());
     }
-    match text_keys
-        .get(sealed.footer.cipher)
-        .and_then(|key| verify::decode_text(&sealed, key).map_err(|e| e.to_string()))
-    {
-        Ok(record) => {
-            entry.fill(&record);
-            if manifest.is_some_and(|(m, _)| m.record_id != record.id) && entry.verdict == "ok" {
-                entry.fail(TEXT_NAMES_ANOTHER.into());
+    match text_keys.get(sealed.footer.cipher) {
+        Ok(key) => match verify::decode_text(&sealed, key) {
+            Ok(record) => entry.fill(&record),
+            // The text is not the manifest's record, or not what the manifest says it is: a
+            // failed check, like any other.
+            Err(verify::ShowError::Verify(VerifyError::Failed { check, reason }))
+                if entry.verdict == "ok" =>
+            {
+                entry.fail(format!("{check}: {reason}"))
             }
-        }
+            Err(e) if entry.verdict == "ok" => {
+                entry.problem = Some(format!("text info not read: {e}"))
+            }
+            Err(_) => {}
+        },
         Err(reason) if entry.verdict == "ok" => {
             entry.problem = Some(format!("text info not read: {reason}"))
         }

@@ -175,6 +175,28 @@ fn a_text_info_of_another_record_fails_when_read() {
         &age_payload(&keys, "20261127T093000Z-ffffffffffff", false),
         |_| {},
     );
+    // The index, a reader of the text too, flags it as a failed check.
+    fs::create_dir(t.join("archive")).unwrap();
+    fs::copy(&file, t.join("archive/moved.sealed.bin")).unwrap();
+    let (code, stdout, stderr) = run(t.cmd("callrec-query").args([
+        "index",
+        "--json",
+        "--identity",
+        "keys",
+        "--pubkey",
+        "keys/seal.pub",
+        "archive",
+    ]));
+    assert_eq!(code, 1, "{stderr}");
+    let flagged: Vec<_> = json_lines(stdout.as_bytes())
+        .into_iter()
+        .filter(|l| l["type"] == "flagged")
+        .collect();
+    assert_eq!(flagged.len(), 1, "{stdout}");
+    assert!(
+        flagged[0]["problem"].as_str().unwrap().starts_with("text:"),
+        "{stdout}"
+    );
     // The seal itself is intact; the text names another record, which only a reader sees.
     assert_eq!(verdict(&t, &file, &[]), (0, None));
     let (code, stdout, stderr) = run(t
