@@ -318,12 +318,15 @@ fn capture_for_zero_seconds_is_a_usage_error() {
     assert!(stderr.contains("--duration"), "{stderr}");
 }
 
-/// Run `callrec-seal` under strace, killed with SIGKILL on entering the `n`-th `fsync`.
-fn seal_killed_at_fsync(t: &TestDir, n: u32, args: &[&str]) {
+/// Run `callrec-seal` under strace, killed with SIGKILL on entering the `n`-th call of
+/// `syscall`.
+fn seal_killed_at(t: &TestDir, syscall: &str, n: u32, args: &[&str]) {
     let exe = env!("CARGO_BIN_EXE_callrec-seal");
     let status = Command::new("strace")
         .args(["-f", "-qq", "-o", "/dev/null", "-e"])
-        .arg(format!("inject=fsync:signal=SIGKILL:when={n}"))
+        .arg(format!("trace={syscall}"))
+        .arg("-e")
+        .arg(format!("inject={syscall}:signal=SIGKILL:when={n}"))
         .arg(exe)
         .args(args)
         .current_dir(t.path())
@@ -344,8 +347,9 @@ fn a_seal_killed_after_landing_then_pushed_leaves_no_fork() {
     // fsyncs of one bare seal: the file and its directory under the stage name, the pending
     // state and its directory, then the final link's directory (5): killed there, the sealed
     // file has landed but the chain has not moved on.
-    seal_killed_at_fsync(
+    seal_killed_at(
         &t,
+        "fsync",
         5,
         &["-k", "keys", "-o", "out", "--no-watermark", "spool/a.bin"],
     );
@@ -383,8 +387,9 @@ fn a_seal_killed_before_landing_is_rolled_forward() {
     t.keygen("keys");
     t.write("a.bin", "evidence a");
     // Killed at the fsync after the pending state (4): the stage is complete, not linked.
-    seal_killed_at_fsync(
+    seal_killed_at(
         &t,
+        "fsync",
         4,
         &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"],
     );
@@ -403,8 +408,9 @@ fn killed_seals_leave_no_temporary_files_for_ever() {
     t.keygen("keys");
     t.write("a.bin", vec![7u8; 4 << 20]);
     // Killed at its first fsync: the temporary copy is complete but never finished.
-    seal_killed_at_fsync(
+    seal_killed_at(
         &t,
+        "fsync",
         1,
         &["-k", "keys", "-o", "out", "--no-watermark", "a.bin"],
     );
@@ -551,30 +557,18 @@ fn output_directories_are_created() {
     assert_eq!(sealed, [t.join("new/sealed/a.sealed.bin")]);
 }
 
-/// Run `callrec-seal` under strace, killed with SIGKILL on entering the `n`-th `unlink`.
-fn seal_killed_at_unlink(t: &TestDir, n: u32, args: &[&str]) {
-    let exe = env!("CARGO_BIN_EXE_callrec-seal");
-    let status = Command::new("strace")
-        .args(["-f", "-qq", "-o", "/dev/null", "-e", "trace=unlink", "-e"])
-        .arg(format!("inject=unlink:signal=SIGKILL:when={n}"))
-        .arg(exe)
-        .args(args)
-        .current_dir(t.path())
-        .env("HOME", t.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .expect("strace is installed (scripts/setup)");
-    assert!(!status.success());
-}
-
 #[test]
 fn an_interrupted_removal_never_removes_a_new_recording_of_the_same_name() {
     let t = TestDir::new();
     t.keygen("keys");
     t.wav("call.wav");
     // unlinks: the stage (1), the media (2), the marker (3).
-    seal_killed_at_unlink(&t, 3, &["-k", "keys", "--remove-source", "call.wav"]);
+    seal_killed_at(
+        &t,
+        "unlink",
+        3,
+        &["-k", "keys", "--remove-source", "call.wav"],
+    );
     assert!(
         t.join(".callrec-call.wav.removing").exists(),
         "not killed mid-removal"
@@ -630,7 +624,7 @@ fn a_stage_left_after_its_commit_is_removed_by_the_next_run() {
     t.keygen("keys");
     t.write("a.bin", "evidence a");
     // The first unlink of a seal is its stage's, after the chain committed.
-    seal_killed_at_unlink(&t, 1, &["-k", "keys", "-o", "out", "a.bin"]);
+    seal_killed_at(&t, "unlink", 1, &["-k", "keys", "-o", "out", "a.bin"]);
     let stages = |t: &TestDir| -> Vec<String> {
         names(&t.join("out"))
             .into_iter()
