@@ -674,22 +674,32 @@ impl Archive {
             return Err(PushError::Setup(format!("unsafe archive key {key:?}")));
         }
         let location = object_store::path::Path::from(key);
-        self.runtime.block_on(async {
-            let mut stream = self
-                .store
-                .get(&location)
-                .await
-                .map_err(|e| self.fail(e))?
-                .into_stream();
-            let mut total = 0u64;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| self.fail(e))?;
-                out.write_all(&chunk)
-                    .map_err(|e| PushError::Setup(e.to_string()))?;
-                total += chunk.len() as u64;
-            }
-            Ok(total)
-        })
+        let mut total = 0u64;
+        self.runtime.block_on(self.read_all(&location, |chunk| {
+            out.write_all(chunk)
+                .map_err(|e| PushError::Setup(e.to_string()))?;
+            total += chunk.len() as u64;
+            Ok(())
+        }))?;
+        Ok(total)
+    }
+
+    /// Read a whole object, handing each chunk to `each` as it arrives.
+    async fn read_all(
+        &self,
+        location: &object_store::path::Path,
+        mut each: impl FnMut(&[u8]) -> Result<(), PushError>,
+    ) -> Result<(), PushError> {
+        let mut stream = self
+            .store
+            .get(location)
+            .await
+            .map_err(|e| self.fail(e))?
+            .into_stream();
+        while let Some(chunk) = stream.next().await {
+            each(&chunk.map_err(|e| self.fail(e))?)?;
+        }
+        Ok(())
     }
 
     /// The archive key of a sealed file: its sealing day, record id and the first 16 hex
@@ -809,16 +819,12 @@ impl Archive {
             });
         };
         if verify_full {
-            let mut stream = self
-                .store
-                .get(&location)
-                .await
-                .map_err(|e| self.fail(e))?
-                .into_stream();
             let mut hasher = Sha256::new();
-            while let Some(chunk) = stream.next().await {
-                hasher.update(chunk.map_err(|e| self.fail(e))?);
-            }
+            self.read_all(&location, |chunk| {
+                hasher.update(chunk);
+                Ok(())
+            })
+            .await?;
             if hex::encode(hasher.finalize()) != sha256 {
                 return Err(PushError::Mismatch { key });
             }

@@ -192,10 +192,7 @@ fn compare(
     source_sha256: &[u8; 32],
     mac: Option<&[u8; 32]>,
 ) -> Sameness {
-    let Some((manifest, bytes)) = SealedFile::open(output)
-        .ok()
-        .and_then(|f| verify::manifest(&f).ok())
-    else {
+    let Some((manifest, bytes)) = readable_manifest(output) else {
         return Sameness::Different;
     };
     let same_media = &manifest.media_sha256 == source_sha256
@@ -211,6 +208,11 @@ fn compare(
         }
         _ => Sameness::Same,
     }
+}
+
+/// The manifest of the sealed file at `path`, if it passes the quick checks and parses.
+fn readable_manifest(path: &Path) -> Option<(Manifest, Vec<u8>)> {
+    verify::manifest(&SealedFile::open(path).ok()?).ok()
 }
 
 /// Manifest fact: HMAC-SHA256 of the sidecar's record under a key derived from the sealing
@@ -349,9 +351,7 @@ pub fn prepare<'a>(
                 continue;
             }
             let path = entry.path();
-            let settled = SealedFile::open(&path)
-                .ok()
-                .and_then(|f| verify::manifest(&f).ok())
+            let settled = readable_manifest(&path)
                 .is_some_and(|(m, _)| m.key_id == key.key_id && m.sequence < next.sequence);
             if settled {
                 freed += entry.metadata().map(|m| m.len()).unwrap_or(0);
@@ -405,9 +405,7 @@ fn already_sealed(
     };
     let correction = correction_path(&output, &mac);
     if correction.exists() {
-        let same = SealedFile::open(&correction)
-            .ok()
-            .and_then(|f| verify::manifest(&f).ok())
+        let same = readable_manifest(&correction)
             .is_some_and(|(m, _)| m.extra(SIDECAR_MAC) == Some(hex::encode(mac).as_str()));
         return match same {
             true => Ok(SealOutcome::OutputExists {
