@@ -27,6 +27,10 @@ use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 use crate::verify::{self, SealedFile, VerifyError};
 
+mod get;
+
+pub use get::{get, GetError, GetRequest, Got, Part};
+
 /// Version of the index schema this build writes (SQLite `user_version`). Older versions are
 /// upgraded in place (version 2 added `key_trusted` and `text_key`; version 3 stores phone
 /// numbers in the form of [`phone_key`]).

@@ -1,11 +1,11 @@
 //! callrec-query: search the archive's index, report workloads, fetch verified records. See
 //! `callrec-query --help`.
 
-use std::io::{self, IsTerminal, Seek, Write};
-use std::path::{Path, PathBuf};
+use std::io::{self, IsTerminal, Write};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _};
+use anyhow::bail;
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
@@ -16,8 +16,9 @@ use callrec::args::{
 use callrec::cli::{self, escape_control, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
-use callrec::query::{self, Entry, Filter, Index as _, SqliteIndex, StatsQuery, Workload};
-use callrec::verify::{self, SealedFile, VerifyError};
+use callrec::query::{
+    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery, Workload,
+};
 use callrec::vocab::{Kind, Vocabulary};
 use callrec::wire::{self, QuerySummary};
 
@@ -456,225 +457,59 @@ fn get(
     vocab: &Vocabulary,
 ) -> anyhow::Result<u8> {
     let trusted = trusted_keys(&args.pubkey)?;
-    let Some(entry) = index.locate(&args.id)? else {
-        eprintln!(
-            "{PROG}: no record {} in the index (run callrec-query index)",
-            escape_control(&args.id)
-        );
-        return Ok(EXIT_FAILED);
-    };
-    if let Some(out) = &args.output {
-        if out.exists() {
-            bail!("{out:?} exists; not overwritten");
+    let output = || args.output.clone().expect("clap requires --output");
+    let part = if args.audio {
+        Part::Media(StreamKind::Audio, output())
+    } else if args.video {
+        Part::Media(StreamKind::Video, output())
+    } else if args.sealed {
+        Part::Sealed(output())
+    } else {
+        Part::Text {
+            identity: args.identity.clone().expect("clap requires --identity"),
+            page: !args.text,
+            output: args.output.clone(),
         }
-    }
-    let file = fetch(&entry, endpoint)?;
-    let get = Get {
-        index,
-        endpoint,
-        trusted: &trusted,
-        args,
-        vocab,
     };
-    match get.hand_out(file, &entry) {
-        Ok(written) => {
-            if let Some(correction) = &entry.corrected_by {
+    let request = GetRequest {
+        id: &args.id,
+        part,
+        trusted: &trusted,
+        vocab,
+        endpoint,
+    };
+    match query::get(index, &request, &mut io::stdout().lock())? {
+        Got::NotIndexed => {
+            eprintln!(
+                "{PROG}: no record {} in the index (run callrec-query index)",
+                escape_control(&args.id)
+            );
+            Ok(EXIT_FAILED)
+        }
+        Got::Refused { key, failure } => {
+            eprintln!(
+                "{PROG}: refused: {} ({}): {}",
+                escape_control(&args.id),
+                escape_control(&key),
+                escape_control(&failure.to_string())
+            );
+            Ok(EXIT_FAILED)
+        }
+        Got::Handed {
+            written,
+            corrected_by,
+        } => {
+            if let Some(correction) = corrected_by {
                 eprintln!(
                     "{PROG}: note: {} was corrected by {} (the current version)",
                     escape_control(&args.id),
-                    escape_control(correction)
+                    escape_control(&correction)
                 );
             }
             if let Some(out) = written {
-                io::stdout().write_all(&cli::path_line(out, false))?;
+                io::stdout().write_all(&cli::path_line(&out, false))?;
             }
             Ok(EXIT_OK)
         }
-        Err(err) => match verify::verify_error(err.as_ref()) {
-            Some(e @ VerifyError::Failed { .. }) => {
-                eprintln!(
-                    "{PROG}: refused: {} ({}): {}",
-                    escape_control(&args.id),
-                    escape_control(&entry.key),
-                    escape_control(&e.to_string())
-                );
-                Ok(EXIT_FAILED)
-            }
-            _ => Err(err),
-        },
-    }
-}
-
-/// The archived file of an index entry: a directory archive's file is read in place, never
-/// through a symbolic link; an object is fetched into a private temporary file.
-fn fetch(entry: &Entry, endpoint: Option<&str>) -> anyhow::Result<std::fs::File> {
-    let target: Target = entry.archive.parse().map_err(anyhow::Error::msg)?;
-    Ok(match &target {
-        Target::Dir(root) => query::open_archived(root, &entry.key)?,
-        Target::S3 { .. } => {
-            let archive = Archive::open(&target, endpoint, 4, None)?;
-            let mut temp = tempfile::tempfile().context("cannot create a temporary file")?;
-            archive.fetch(&entry.key, &mut temp)?;
-            temp
-        }
-    })
-}
-
-/// Refuse a record that is not the one asked for (an index row edited to point elsewhere).
-fn same_record(asked: &str, found: &str, what: &str) -> Result<(), VerifyError> {
-    if asked == found {
-        return Ok(());
-    }
-    Err(VerifyError::Failed {
-        check: verify::Check::Manifest,
-        reason: format!(
-            "{what} names record {}, not {}",
-            escape_control(found),
-            escape_control(asked)
-        ),
-    })
-}
-
-/// The sealed file `file` (named `name` in messages) opened for verification.
-fn open_sealed(file: &std::fs::File, name: &Path) -> anyhow::Result<SealedFile> {
-    let len = file
-        .metadata()
-        .with_context(|| format!("cannot read {name:?}"))?
-        .len();
-    let source = file
-        .try_clone()
-        .with_context(|| format!("cannot read {name:?}"))?;
-    Ok(SealedFile::from_source(name, Box::new(source), len)?)
-}
-
-/// The record a correction's signed manifest names as the one it corrects: its id and the
-/// SHA-256 of its manifest.
-fn corrected_seal(manifest: &callrec::format::Manifest) -> Option<(String, String)> {
-    let (id, sha) = manifest.extra("corrects")?.split_once(' ')?;
-    Some((id.to_string(), sha.to_string()))
-}
-
-/// One `get`: what it reads with and what it was asked.
-struct Get<'a> {
-    index: &'a SqliteIndex,
-    endpoint: Option<&'a str>,
-    trusted: &'a TrustedKeys,
-    args: &'a QueryGetArgs,
-    vocab: &'a Vocabulary,
-}
-
-impl Get<'_> {
-    /// Verify the archived file of `entry` fully and check that it is the record asked for,
-    /// then hand out what was asked: to `--output` (returned), or to stdout. A correction holds
-    /// no media: its audio and video are its original's, found by the seal the correction's
-    /// signed manifest names, and verified in turn.
-    fn hand_out(&self, mut file: std::fs::File, entry: &Entry) -> anyhow::Result<Option<&Path>> {
-        let args = self.args;
-        let name = Path::new(&entry.key);
-        let sealed = open_sealed(&file, name)?;
-        // The signed manifest says which record this is, before anything is written.
-        let signed = verify::seal(&sealed, self.trusted)?;
-        same_record(
-            &args.id,
-            signed.manifest.record_id.as_str(),
-            "the archived manifest",
-        )?;
-        let out = args.output.as_deref();
-        let streams = match (args.audio, args.video) {
-            (true, _) => Some(StreamKind::Audio),
-            (_, true) => Some(StreamKind::Video),
-            _ => None,
-        };
-        if let Some(kind) = streams {
-            let out = out.expect("clap requires --output");
-            let holder = self.media_holder(sealed, &signed.manifest)?;
-            verify::extract(&holder, self.trusted, Some(kind), out)?;
-            return Ok(Some(out));
-        }
-        let verified = verify::full(&sealed, self.trusted, None)?;
-        if args.sealed {
-            let out = out.expect("clap requires --output");
-            // The very file verified, from its start (verification reads at offsets only).
-            file.seek(io::SeekFrom::Start(0))
-                .with_context(|| format!("cannot read {name:?}"))?;
-            callrec::fsutil::copy_new(file, out)
-                .with_context(|| format!("cannot write {out:?}"))?;
-            return Ok(Some(out));
-        }
-        let identity = args.identity.as_deref().expect("clap requires --identity");
-        let record = verify::read_text(&sealed, identity)?;
-        same_record(&args.id, record.id.as_str(), "the archived text info")?;
-        let bytes = if args.text {
-            record.to_json()
-        } else {
-            query::print_page(
-                &record,
-                &verified,
-                self.vocab,
-                entry.corrected_by.as_deref(),
-            )
-            .into_bytes()
-        };
-        match out {
-            None => io::stdout().write_all(&bytes)?,
-            Some(out) => callrec::fsutil::copy_new(&bytes[..], out)
-                .with_context(|| format!("cannot write {out:?}"))?,
-        }
-        Ok(out)
-    }
-
-    /// The sealed file that holds the media of `sealed`: itself, or for a correction the seal
-    /// it corrects (following corrections of corrections), each fetched from the archive and
-    /// its seal verified, and refused unless it is the very seal named.
-    fn media_holder(
-        &self,
-        sealed: SealedFile,
-        manifest: &callrec::format::Manifest,
-    ) -> anyhow::Result<SealedFile> {
-        let mut sealed = sealed;
-        let mut named = corrected_seal(manifest);
-        // A chain of corrections is short; a loop in an edited index must still end.
-        for _ in 0..64 {
-            let Some((id, sha)) = named else {
-                return Ok(sealed);
-            };
-            let Some(original) = self.index.seal_of(&id, &sha)? else {
-                bail!(
-                    "{} is a correction of {}, whose media is not in the index: index the archive that holds it (callrec-query index)",
-                    escape_control(&self.args.id),
-                    escape_control(&id)
-                );
-            };
-            let file = fetch(&original, self.endpoint)?;
-            sealed = open_sealed(&file, Path::new(&original.key))?;
-            let signed = verify::seal(&sealed, self.trusted).map_err(|e| match e {
-                VerifyError::Failed { check, reason } => VerifyError::Failed {
-                    check,
-                    reason: format!(
-                        "the original {} ({}) it corrects: {reason}",
-                        escape_control(&id),
-                        escape_control(&original.key)
-                    ),
-                },
-                e => e,
-            })?;
-            same_record(
-                &id,
-                signed.manifest.record_id.as_str(),
-                "the archived original",
-            )?;
-            if hex::encode(signed.manifest_sha256) != sha.to_ascii_lowercase() {
-                return Err(VerifyError::Failed {
-                    check: verify::Check::Manifest,
-                    reason: format!(
-                        "the archived original {} is not the seal the correction names",
-                        escape_control(&id)
-                    ),
-                }
-                .into());
-            }
-            named = corrected_seal(&signed.manifest);
-        }
-        bail!("too many corrections of corrections")
     }
 }
