@@ -35,9 +35,10 @@ pub const SEAL_SECTIONS: &[Section] = &[
     Section {
         title: "EXIT STATUS",
         lines: &[
-            "0  every input sealed (or already sealed; an empty spool too)",
-            "1  some input could not be sealed (each is reported on stderr)",
+            "0  every input sealed (or already sealed; an empty spool too), anchored or not",
+            "1  some input could not be sealed (each is reported on stderr); anchor: no TSA gave a good token",
             "2  usage error, the keys could not be used, or the chain state is damaged",
+            "75 anchor: no TSA could be reached (try again later)",
         ],
     },
     Section {
@@ -68,6 +69,10 @@ pub const VERIFY_SECTIONS: &[Section] = &[
             "                                     says (with --show: the manifest's record)",
             "media-sha256                         the hash of the media",
             "chain                                gaps and forks in each key's sequence across the files",
+            "anchor, timestamp                    FILE.anchor: its form, its head's manifest and",
+            "                                     signature, the RFC 3161 token over it (--tsa-ca);",
+            "                                     an anchored head makes a missing last record a gap,",
+            "                                     and a record sealed after its anchor's time fails",
         ],
     },
     Section {
@@ -148,6 +153,12 @@ pub struct SealArgs {
     #[arg(short, long, value_name = "DIR")]
     pub output_dir: Option<PathBuf>,
 
+    /// At the end of the run, time-stamp the key's chain head with this RFC 3161 TSA (one
+    /// round trip per run, at most 10 s); repeatable, each TSA gives its own anchor
+    /// [env: CALLREC_TSA, URLs separated by spaces]
+    #[arg(long = "tsa", value_name = "URL")]
+    pub tsa: Vec<String>,
+
     /// Remove each input (media and sidecar) once its sealed file has passed a full verification
     #[arg(long)]
     pub remove_source: bool,
@@ -188,6 +199,30 @@ pub struct SealArgs {
 pub enum SealCommand {
     /// Create a key directory: signing key, public key, age identity and recipients, substitution table
     Keygen(KeygenArgs),
+    /// Time-stamp the key's chain head now with the TSAs (if it is not anchored yet)
+    Anchor(AnchorArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AnchorArgs {
+    #[arg(short, long, value_name = "KEYDIR", help = KEYDIR_HELP)]
+    pub key: Option<PathBuf>,
+
+    /// The RFC 3161 TSA to ask; repeatable [env: CALLREC_TSA, URLs separated by spaces]
+    #[arg(long = "tsa", value_name = "URL")]
+    pub tsa: Vec<String>,
+
+    /// Write the anchor files here
+    #[arg(short, long, value_name = "DIR", default_value = ".")]
+    pub output_dir: PathBuf,
+
+    /// Anchor the head even if it is anchored already (to add another TSA's witness)
+    #[arg(long)]
+    pub again: bool,
+
+    /// Print one JSON object per line (JSON Lines) instead of paths
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(Debug, Args)]
@@ -217,6 +252,12 @@ pub struct VerifyArgs {
     /// A trusted public key (seal.pub, or a key directory); repeatable [env: CALLREC_PUBKEY]
     #[arg(short, long, value_name = "PUB")]
     pub pubkey: Vec<PathBuf>,
+
+    /// Trusted TSA certificates (PEM: a TSA's root or its own certificate); repeatable
+    /// [env: CALLREC_TSA_CA]. Without one, anchors are checked in every other way but give
+    /// no trusted time
+    #[arg(long, value_name = "PEM")]
+    pub tsa_ca: Vec<PathBuf>,
 
     /// Run only the document's quick checks (no key needed; reads O(1) bytes of media)
     #[arg(long)]

@@ -45,6 +45,37 @@ struct State {
     next_sequence: u64,
     previous: String,
     pending: Option<Pending>,
+    /// The last seal that landed, for anchoring (absent in states written before anchors).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    head: Option<Head>,
+    /// The highest sequence anchored so far (0: none).
+    #[serde(default)]
+    anchored: u64,
+}
+
+/// The last seal of a chain: its MANIFEST and SIGNATURE, as in its sealed file.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Head {
+    #[serde(with = "text_bytes")]
+    pub manifest: Vec<u8>,
+    #[serde(with = "text_bytes")]
+    pub signature: Vec<u8>,
+}
+
+/// Manifests and signatures are text: kept as JSON strings.
+mod text_bytes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(std::str::from_utf8(bytes).map_err(serde::ser::Error::custom)?)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        String::deserialize(d)
+            .map(String::into_bytes)
+            .map_err(D::Error::custom)
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -104,6 +135,8 @@ impl Chain {
                     next_sequence: 1,
                     previous: hex::encode([0u8; 32]),
                     pending: None,
+                    head: None,
+                    anchored: 0,
                 })
             }
             Err(source) => {
@@ -141,9 +174,10 @@ impl Chain {
     pub fn next(&self) -> Result<Link, ChainError> {
         let mut state = self.read()?;
         if let Some(pending) = state.pending.take() {
-            if self.settle(&pending)? {
+            if let Some(head) = self.settle(&pending)? {
                 state.next_sequence = pending.sequence + 1;
                 state.previous = pending.manifest_sha256;
+                state.head = Some(head);
             }
             self.write(&state)?;
             if let Some(stage) = &pending.stage {
@@ -156,35 +190,59 @@ impl Chain {
         })
     }
 
-    /// Did the pending seal land? Rolls a complete stage forward to its final name.
-    fn settle(&self, pending: &Pending) -> Result<bool, ChainError> {
+    /// The last seal that landed and the highest sequence anchored, once settled ([`next`]
+    /// first). `None` before the first seal, and for chains last sealed before anchors
+    /// existed (their next seal records a head).
+    ///
+    /// [`next`]: Chain::next
+    pub fn head(&self) -> Result<Option<(Head, u64)>, ChainError> {
+        let state = self.read()?;
+        Ok(state.head.map(|h| (h, state.anchored)))
+    }
+
+    /// Record that the chain is anchored up to `sequence`.
+    pub fn set_anchored(&self, sequence: u64) -> Result<(), ChainError> {
+        let mut state = self.read()?;
+        state.anchored = state.anchored.max(sequence);
+        self.write(&state)
+    }
+
+    /// Did the pending seal land? Rolls a complete stage forward to its final name. The head
+    /// it makes if it did.
+    fn settle(&self, pending: &Pending) -> Result<Option<Head>, ChainError> {
         let holds_it = |path: &Path| {
-            SealedFile::open(path)
-                .ok()
-                .and_then(|f| f.manifest_bytes().ok())
-                .is_some_and(|m| hex::encode(Manifest::sha256(&m)) == pending.manifest_sha256)
+            let file = SealedFile::open(path).ok()?;
+            let manifest = file.manifest_bytes().ok()?;
+            (hex::encode(Manifest::sha256(&manifest)) == pending.manifest_sha256).then(|| Head {
+                manifest,
+                signature: file.signature_bytes().unwrap_or_default(),
+            })
         };
-        if holds_it(&pending.path) {
-            return Ok(true);
+        if let Some(head) = holds_it(&pending.path) {
+            return Ok(Some(head));
         }
-        let Some(stage) = pending.stage.as_deref().filter(|s| holds_it(s)) else {
-            return Ok(false);
+        let Some((stage, head)) = pending
+            .stage
+            .as_deref()
+            .and_then(|s| holds_it(s).map(|h| (s, h)))
+        else {
+            return Ok(None);
         };
         // The stage is complete and durable. If it was linked before the crash its final name
         // may have been moved or pushed since; link it again only if no other link remains
         // (a copy already in `sent/` shares the inode).
         let links = std::fs::metadata(stage).at("cannot read", stage)?.nlink();
         if links > 1 {
-            return Ok(true);
+            return Ok(Some(head));
         }
         match std::fs::hard_link(stage, &pending.path) {
             Ok(()) => {
                 fsutil::sync_dir(fsutil::parent_dir(&pending.path))
                     .at("cannot sync", &pending.path)?;
-                Ok(true)
+                Ok(Some(head))
             }
             // Another file took the name: this seal never landed.
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(false),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(None),
             Err(source) => Err(PathError {
                 action: "cannot link",
                 path: pending.path.clone(),
@@ -204,40 +262,37 @@ impl Chain {
     ) -> Result<(), ChainError> {
         let path = std::path::absolute(path).at("cannot resolve", path)?;
         let stage = std::path::absolute(stage).at("cannot resolve", stage)?;
-        self.write(&State {
-            next_sequence: link.sequence,
-            previous: hex::encode(link.previous),
-            pending: Some(Pending {
-                sequence: link.sequence,
-                manifest_sha256: hex::encode(manifest_sha256),
-                path,
-                stage: Some(stage),
-            }),
-        })
+        let mut state = self.read()?;
+        state.next_sequence = link.sequence;
+        state.previous = hex::encode(link.previous);
+        state.pending = Some(Pending {
+            sequence: link.sequence,
+            manifest_sha256: hex::encode(manifest_sha256),
+            path,
+            stage: Some(stage),
+        });
+        self.write(&state)
     }
 
-    /// Record that the seal taking `link` landed: the chain moves on. The stage is removed.
-    pub fn commit(
-        &self,
-        link: Link,
-        manifest_sha256: [u8; 32],
-        stage: &Path,
-    ) -> Result<(), ChainError> {
-        self.write(&State {
-            next_sequence: link.sequence + 1,
-            previous: hex::encode(manifest_sha256),
-            pending: None,
-        })?;
+    /// Record that the seal taking `link` landed: the chain moves on, `head` is its last
+    /// seal. The stage is removed.
+    pub fn commit(&self, link: Link, head: Head, stage: &Path) -> Result<(), ChainError> {
+        let mut state = self.read()?;
+        state.next_sequence = link.sequence + 1;
+        state.previous = hex::encode(Manifest::sha256(&head.manifest));
+        state.pending = None;
+        state.head = Some(head);
+        self.write(&state)?;
         remove_stage(stage)
     }
 
     /// Record that the seal taking `link` did not land: the place is free again.
     pub fn abandon(&self, link: Link, stage: &Path) -> Result<(), ChainError> {
-        self.write(&State {
-            next_sequence: link.sequence,
-            previous: hex::encode(link.previous),
-            pending: None,
-        })?;
+        let mut state = self.read()?;
+        state.next_sequence = link.sequence;
+        state.previous = hex::encode(link.previous);
+        state.pending = None;
+        self.write(&state)?;
         remove_stage(stage)
     }
 }

@@ -7,6 +7,7 @@ use std::io::{self, BufRead, IsTerminal};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
+use crate::anchor;
 use crate::fsutil::{TEMP_PREFIX, TEMP_SUFFIX};
 use crate::record::RecordFiles;
 
@@ -67,9 +68,11 @@ pub enum Walk {
     /// Recordings to annotate or seal: every file that is not a sealed file, a sidecar or
     /// a working file (see [`is_working_file`]).
     Recordings,
-    /// Sealed files to verify or push: names of the form `*.sealed` or `*.sealed.EXT`, as
+    /// Sealed files to push or index: names of the form `*.sealed` or `*.sealed.EXT`, as
     /// `callrec-seal` gives them.
     Sealed,
+    /// Everything that verifies: sealed files and anchor files (`*.anchor`).
+    Evidence,
 }
 
 /// Is this a file no walk ever takes as a record: a hidden name (`.callrec-push.lock`,
@@ -107,8 +110,9 @@ pub fn walk_takes(walk: Walk, path: &Path) -> bool {
         return false;
     }
     match walk {
-        Walk::Recordings => !is_sealed_name(path),
+        Walk::Recordings => !is_sealed_name(path) && !anchor::is_anchor_name(path),
         Walk::Sealed => is_sealed_name(path),
+        Walk::Evidence => is_sealed_name(path) || anchor::is_anchor_name(path),
     }
 }
 
@@ -235,6 +239,7 @@ mod tests {
             ("call.0123456789abcdef.sealed.correction", false, true),
             ("r.0123456789abcdef.sealed.wav", false, true),
             ("call.mkv.callrec.json", false, false),
+            ("0123456789ABCDEF.7.0123456789abcdef.anchor", false, false),
             ("notes#draft", true, false),
             ("sealed.mkv", true, false),
         ];
@@ -242,6 +247,8 @@ mod tests {
             let path = Path::new(name);
             assert_eq!(walk_takes(Walk::Recordings, path), recording, "{name}");
             assert_eq!(walk_takes(Walk::Sealed, path), sealed, "{name}");
+            let evidence = sealed || name.ends_with(".anchor");
+            assert_eq!(walk_takes(Walk::Evidence, path), evidence, "{name}");
         }
     }
 

@@ -7,6 +7,7 @@
 //! - [`format`](mod@format): the sealed file format's byte-level pieces (footer, quick checks, manifest).
 //! - [`keys`]: the key directory: signing key, trusted keys, age keys, substitution table.
 //! - [`chain`]: each sealing key's hash chain and its crash-safe state.
+//! - [`anchor`] and [`tsp`]: RFC 3161 time stamps over a chain's head, and their checks.
 //! - [`seal`] and [`verify`]: making and checking sealed files.
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
@@ -16,6 +17,7 @@
 //! - [`cli`] and [`args`]: command-line plumbing and clap definitions shared by the binaries.
 //! - [`wire`]: the JSON Lines each tool writes with `--json`.
 
+pub mod anchor;
 pub mod annotate;
 pub mod archive;
 pub mod args;
@@ -34,6 +36,7 @@ pub mod record;
 pub mod seal;
 pub mod spool;
 pub mod transcode;
+pub mod tsp;
 pub mod usb;
 pub mod validate;
 pub mod verify;

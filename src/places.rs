@@ -37,6 +37,25 @@ pub fn pubkeys(given: &[PathBuf]) -> Vec<PathBuf> {
     from_env("CALLREC_PUBKEY").into_iter().collect()
 }
 
+/// The RFC 3161 TSAs to anchor with: those given, else `$CALLREC_TSA` (URLs separated by
+/// spaces).
+pub fn tsa_urls(given: &[String]) -> Vec<String> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    std::env::var("CALLREC_TSA")
+        .map(|v| v.split_whitespace().map(String::from).collect())
+        .unwrap_or_default()
+}
+
+/// The trusted TSA certificate files: those given, else `$CALLREC_TSA_CA` if set.
+pub fn tsa_ca(given: &[PathBuf]) -> Vec<PathBuf> {
+    if !given.is_empty() {
+        return given.to_vec();
+    }
+    from_env("CALLREC_TSA_CA").into_iter().collect()
+}
+
 /// The vocabulary file named by the environment, `$CALLREC_VOCABULARY`, which must exist.
 pub fn vocabulary_from_env() -> Option<PathBuf> {
     from_env("CALLREC_VOCABULARY")

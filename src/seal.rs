@@ -606,7 +606,13 @@ fn write_sealed(
     chain.begin(link, manifest_sha256, &output, &stage)?;
     let linked = std::fs::hard_link(&stage, &output).and_then(|()| fsutil::sync_dir(out_dir));
     match linked {
-        Ok(()) => chain.commit(link, manifest_sha256, &stage)?,
+        Ok(()) => {
+            let head = chain::Head {
+                manifest: manifest_bytes,
+                signature: signature.into_bytes(),
+            };
+            chain.commit(link, head, &stage)?
+        }
         Err(e) => {
             chain.abandon(link, &stage)?;
             return Err(match e.kind() {

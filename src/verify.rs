@@ -41,6 +41,11 @@ pub enum Check {
     Text,
     /// SHA-256 of the media equals the manifest's.
     MediaSha256,
+    /// An anchor file is in its canonical form and agrees with the manifest it holds.
+    Anchor,
+    /// An anchor's RFC 3161 token stamps its manifest hash, is signed by its TSA and, when
+    /// TSA certificates are trusted, chains to one; the head was not sealed after it.
+    Timestamp,
 }
 
 impl Check {
@@ -54,6 +59,8 @@ impl Check {
             Check::TextSha256 => "text-sha256",
             Check::Text => "text",
             Check::MediaSha256 => "media-sha256",
+            Check::Anchor => "anchor",
+            Check::Timestamp => "timestamp",
         }
     }
 }
@@ -241,7 +248,12 @@ pub fn full(
 /// (the footer, text block, manifest and signature, and six media bytes).
 pub fn seal(sealed: &SealedFile, trusted: &TrustedKeys) -> Result<Verified, VerifyError> {
     let (manifest, manifest_bytes) = manifest(sealed)?;
-    check_signature(sealed, &manifest, &manifest_bytes, trusted)?;
+    check_signature(
+        &sealed.signature_bytes()?,
+        &manifest,
+        &manifest_bytes,
+        trusted,
+    )?;
     check_text(sealed, &manifest)?;
     Ok(Verified {
         manifest_sha256: Manifest::sha256(&manifest_bytes),
@@ -314,15 +326,17 @@ pub fn check_text(sealed: &SealedFile, manifest: &Manifest) -> Result<(), Verify
     Ok(())
 }
 
-fn check_signature(
-    sealed: &SealedFile,
+/// SIGNATURE (`signature`) is canonical and a strict, valid signature of `manifest_bytes` by
+/// a trusted key, naming this record (FORMAT.md section 6).
+pub fn check_signature(
+    signature: &[u8],
     manifest: &Manifest,
     manifest_bytes: &[u8],
     trusted: &TrustedKeys,
 ) -> Result<(), VerifyError> {
     let bad = |reason: &str| failed(Check::Signature, reason);
-    let bytes = sealed.signature_bytes()?;
-    let text = std::str::from_utf8(&bytes).map_err(|_| bad("the signature block is not text"))?;
+    let text =
+        std::str::from_utf8(signature).map_err(|_| bad("the signature block is not text"))?;
     let signature = minisign::SignatureBox::from_string(text)
         .map_err(|e| bad(&format!("not a minisign signature: {e}")))?;
     // One byte form only: minisign ignores the untrusted comment and some encoding slack, the
@@ -377,7 +391,8 @@ fn check_signature(
 /// A problem in the hash chain of a set of verified records.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ChainIssue {
-    /// Sequences `first..=last` of this key are missing between records of the set.
+    /// Sequences `first..=last` of this key are missing: between records of the set, or after
+    /// the last one up to a head an anchor holds.
     Gap {
         key_id: String,
         first: u64,
@@ -429,9 +444,14 @@ impl fmt::Display for ChainIssue {
 }
 
 /// Check the chain continuity of verified records: per key, every sequence between the lowest
-/// and highest present exactly once, each linked to the one before. Identical copies of one
-/// record count once.
-pub fn check_chain(records: &[(PathBuf, Verified)]) -> Vec<ChainIssue> {
+/// present and the highest present or anchored exactly once, each linked to the one before.
+/// Identical copies of one record count once. `heads` are the heads verified anchors hold:
+/// each must be the record present at its sequence, and every sequence up to it must be
+/// present, so removing the last records of a chain leaves a gap.
+pub fn check_chain(
+    records: &[(PathBuf, Verified)],
+    heads: &[(PathBuf, Verified)],
+) -> Vec<ChainIssue> {
     // key id -> sequence -> manifest hash -> (previous, paths)
     type Places<'a> = BTreeMap<u64, BTreeMap<[u8; 32], ([u8; 32], Vec<&'a Path>)>>;
     let mut keys: BTreeMap<&str, Places> = BTreeMap::new();
@@ -479,6 +499,29 @@ pub fn check_chain(records: &[(PathBuf, Verified)]) -> Vec<ChainIssue> {
                 }
             }
             before = Some((sequence, single));
+        }
+        let last = places.keys().next_back().copied().unwrap_or(0);
+        let mut gap_to = last;
+        for (anchor_path, head) in heads.iter().filter(|(_, h)| h.manifest.key_id == key_id) {
+            let sequence = head.manifest.sequence;
+            gap_to = gap_to.max(sequence);
+            if let Some(claims) = places.get(&sequence) {
+                if !claims.contains_key(&head.manifest_sha256) {
+                    let (_, paths) = claims.values().next().expect("a claim");
+                    issues.push(ChainIssue::Fork {
+                        key_id: key_id.to_string(),
+                        sequence,
+                        paths: vec![paths[0].to_path_buf(), anchor_path.clone()],
+                    });
+                }
+            }
+        }
+        if gap_to > last {
+            issues.push(ChainIssue::Gap {
+                key_id: key_id.to_string(),
+                first: last + 1,
+                last: gap_to,
+            });
         }
     }
     issues

@@ -102,10 +102,28 @@ pub enum Seal<'a> {
         input: WirePath,
         message: String,
     },
+    /// An anchor file written: a TSA's token over the key's chain head.
+    Anchored {
+        path: WirePath,
+        key_id: &'a str,
+        sequence: u64,
+        tsa: &'a str,
+        time: String,
+        tsa_name: &'a str,
+    },
+    /// A TSA gave no token for the head: it stays unanchored until a later run.
+    NotAnchored {
+        key_id: &'a str,
+        sequence: u64,
+        tsa: &'a str,
+        message: String,
+    },
     Summary {
         sealed: usize,
         already_sealed: usize,
         failed: usize,
+        /// Anchor files written.
+        anchored: usize,
     },
 }
 
@@ -132,6 +150,41 @@ pub enum Verify<'a> {
         /// For a correction: the id of the record it corrects.
         #[serde(skip_serializing_if = "Option::is_none")]
         corrects: Option<&'a str>,
+        /// The trusted TSA time of the first anchor covering the record (absent: not anchored,
+        /// or no `--tsa-ca`).
+        #[serde(skip_serializing_if = "Option::is_none")]
+        anchored_at: Option<String>,
+        /// That anchor's file.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        anchor: Option<WirePath>,
+    },
+    /// An anchor file's verdict.
+    Anchor {
+        path: WirePath,
+        status: VerdictStatus,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        check: Option<Check>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        key_id: Option<&'a str>,
+        /// The head it anchors.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        sequence: Option<u64>,
+        /// The TSA's time.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        time: Option<String>,
+        /// The TSA: its certificate's subject.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        tsa: Option<&'a str>,
+        /// Whether the TSA chains to a `--tsa-ca` certificate.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        trusted: Option<bool>,
+    },
+    /// Something to look at that proves nothing bad: a record anchored long after sealing.
+    Warning {
+        message: String,
+        paths: Vec<WirePath>,
     },
     /// A record and its corrections, oldest first.
     History {
@@ -154,6 +207,8 @@ pub enum Verify<'a> {
         failed: usize,
         errors: usize,
         chain_issues: usize,
+        /// Sealed files covered by a trusted anchor.
+        anchored: usize,
     },
 }
 
@@ -176,6 +231,8 @@ pub enum ChainStatus {
     Gap,
     /// Two records claim one place, or a record names another predecessor.
     Fork,
+    /// A record says it was sealed after a trusted anchor of its chain was stamped.
+    Time,
 }
 
 /// One version in a `history` line of `callrec-verify`.

@@ -9,7 +9,9 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use rayon::prelude::*;
 
-use callrec::args::{CipherArg, SealArgs, SealCommand};
+use callrec::anchor::{self, Anchoring, Outcome};
+use callrec::archive::EXIT_TEMPORARY;
+use callrec::args::{AnchorArgs, CipherArg, SealArgs, SealCommand};
 use callrec::capture;
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
@@ -31,11 +33,15 @@ fn main() -> ExitCode {
 }
 
 fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
-    if let Some(SealCommand::Keygen(keygen)) = args.command {
-        for path in keys::keygen(&keygen.output)? {
-            stdout.write(&cli::path_line(&path, false));
+    match &args.command {
+        Some(SealCommand::Keygen(keygen)) => {
+            for path in keys::keygen(&keygen.output)? {
+                stdout.write(&cli::path_line(&path, false));
+            }
+            return Ok(EXIT_OK);
         }
-        return Ok(EXIT_OK);
+        Some(SealCommand::Anchor(a)) => return anchor_now(a, stdout),
+        None => {}
     }
 
     let key_dir = args.key.clone().unwrap_or_else(callrec::places::key_dir);
@@ -71,6 +77,7 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     };
     dirs.extend(given.iter().filter(|p| p.is_dir()).cloned());
     let (removed, freed) = seal::prepare(&key, dirs.iter())?;
+    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
     if !removed.is_empty() {
         eprintln!(
             "{PROG}: removed {} temporary file(s) ({freed} bytes) left by killed runs",
@@ -111,11 +118,27 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         already.into_inner(),
         failed.into_inner(),
     );
+    // One time stamp for the run: the head after it, with every TSA at once. A TSA that does
+    // not answer leaves the head for the next run (or `callrec-seal anchor`) to anchor.
+    let mut anchored = 0;
+    let tsas = callrec::places::tsa_urls(&args.tsa);
+    if !tsas.is_empty() {
+        let dir = dirs.first().cloned().unwrap_or_else(|| PathBuf::from("."));
+        match anchor::anchor_head(&key_dir, &tsas, &dir, false) {
+            Ok(anchoring) => anchored = report_anchoring(stdout, &anchoring, args.json, args.null),
+            Err(anchor::AnchorError::NoHead) => {}
+            Err(e) => eprintln!(
+                "{PROG}: warning: the chain head is not anchored: {}",
+                cli::error_chain(&e)
+            ),
+        }
+    }
     if args.json {
         stdout.write(&wire::json_line(&wire::Seal::Summary {
             sealed,
             already_sealed: already,
             failed,
+            anchored,
         }));
     } else if failed > 0 {
         eprintln!("{PROG}: {sealed} sealed, {already} already sealed, {failed} failed");
@@ -235,4 +258,90 @@ fn report(
             }
         }
     }
+}
+
+/// `callrec-seal anchor`: anchor the head now. Exit 0 when anchored (now or before), 75 when
+/// no TSA could be reached, 1 when none gave a good token.
+fn anchor_now(args: &AnchorArgs, stdout: &Stdout) -> anyhow::Result<u8> {
+    let key_dir = args.key.clone().unwrap_or_else(callrec::places::key_dir);
+    let tsas = callrec::places::tsa_urls(&args.tsa);
+    if tsas.is_empty() {
+        bail!("no TSA: give --tsa URL or set CALLREC_TSA");
+    }
+    let anchoring = anchor::anchor_head(&key_dir, &tsas, &args.output_dir, args.again)
+        .with_context(|| format!("cannot anchor the chain of key directory {key_dir:?}"))?;
+    if anchoring.outcomes.is_empty() {
+        eprintln!(
+            "{PROG}: key {} is anchored already up to its head, sequence {} (--again to add a witness)",
+            anchoring.key_id, anchoring.sequence
+        );
+    }
+    let anchored = report_anchoring(stdout, &anchoring, args.json, false);
+    let failed = anchoring.outcomes.len() - anchored;
+    if args.json {
+        stdout.write(&wire::json_line(&wire::Seal::Summary {
+            sealed: 0,
+            already_sealed: 0,
+            failed,
+            anchored,
+        }));
+    }
+    let unreachable = anchoring.outcomes.iter().all(|o| {
+        matches!(
+            o,
+            Outcome::Failed {
+                error: callrec::tsp::FetchError::Unreachable(_),
+                ..
+            }
+        )
+    });
+    Ok(if anchoring.outcomes.is_empty() || anchored > 0 {
+        EXIT_OK
+    } else if unreachable {
+        EXIT_TEMPORARY
+    } else {
+        EXIT_FAILED
+    })
+}
+
+/// Report each TSA's outcome; the number of anchor files written.
+fn report_anchoring(stdout: &Stdout, anchoring: &Anchoring, json: bool, null: bool) -> usize {
+    let (key_id, sequence) = (anchoring.key_id.as_str(), anchoring.sequence);
+    let mut anchored = 0;
+    for outcome in &anchoring.outcomes {
+        match outcome {
+            Outcome::Anchored { path, tsa, stamp } => {
+                anchored += 1;
+                if json {
+                    stdout.write(&wire::json_line(&wire::Seal::Anchored {
+                        path: path.as_path().into(),
+                        key_id,
+                        sequence,
+                        tsa,
+                        time: stamp.time.to_rfc3339(),
+                        tsa_name: &stamp.tsa,
+                    }));
+                } else {
+                    stdout.write(&cli::path_line(path, null));
+                }
+            }
+            Outcome::Failed { tsa, error } => {
+                eprintln!(
+                    "{PROG}: warning: key {key_id}: head sequence {sequence} not anchored by {tsa}: {error}"
+                );
+                if json {
+                    stdout.write(&wire::json_line(&wire::Seal::NotAnchored {
+                        key_id,
+                        sequence,
+                        tsa,
+                        message: error.to_string(),
+                    }));
+                }
+            }
+        }
+    }
+    if anchored == 0 && !anchoring.outcomes.is_empty() {
+        eprintln!("{PROG}: key {key_id}: the chain head is not anchored; `{PROG} anchor` anchors it later");
+    }
+    anchored
 }

@@ -4,16 +4,18 @@ use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Parser;
 use rayon::prelude::*;
 
+use callrec::anchor::{self, VerifiedAnchor};
 use callrec::args::VerifyArgs;
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
-use callrec::verify::{self, ChainIssue, SealedFile, Verified, VerifyError};
-use callrec::wire::{self, ChainStatus, VerdictStatus, WirePath};
+use callrec::tsp::TsaTrust;
+use callrec::verify::{self, ChainIssue, Check, SealedFile, Verified, VerifyError};
+use callrec::wire::{self, ChainStatus, VerdictStatus};
 
 mod common;
 
@@ -142,6 +144,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Re
             failed: 0,
             errors: 0,
             chain_issues: 0,
+            anchored: 0,
         }));
     } else {
         stdout.write(&record.to_json());
@@ -156,10 +159,18 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Re
 }
 
 fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
-    let files = cli::expand_dirs(cli::input_paths(&args.files, args.null)?, cli::Walk::Sealed)?;
+    let tsa_trust = tsa_trust(args)?;
+    let files = cli::expand_dirs(
+        cli::input_paths(&args.files, args.null)?,
+        cli::Walk::Evidence,
+    )?;
     if files.is_empty() {
         bail!("no input: name sealed files or directories, or pipe a list of paths on stdin");
     }
+    // Anchors need the seal key; the quick checks are the sealed files' alone.
+    let (anchor_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
+        files.into_iter().partition(|p| anchor::is_anchor_name(p));
+    let anchor_files = if args.quick { Vec::new() } else { anchor_files };
     let progress = if io::stderr().is_terminal() && !args.json && files.len() > 1 {
         indicatif::ProgressBar::new(files.len() as u64)
     } else {
@@ -174,20 +185,56 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
         })
         .collect();
     progress.finish_and_clear();
+    let anchor_results: Vec<(PathBuf, Result<VerifiedAnchor, VerifyError>)> = anchor_files
+        .into_iter()
+        .map(|path| {
+            let result = anchor::verify(&path, trusted, &tsa_trust);
+            (path, result)
+        })
+        .collect();
+    let anchors: Vec<VerifiedAnchor> = anchor_results
+        .iter()
+        .filter_map(|(_, r)| r.as_ref().ok().cloned())
+        .collect();
+    let records: Vec<(PathBuf, Verified)> = results
+        .iter()
+        .filter_map(|(p, r)| match r {
+            Ok(Some(v)) => Some((p.clone(), v.clone())),
+            _ => None,
+        })
+        .collect();
 
-    let (mut verified, mut failed, mut errors) = (0, 0, 0);
+    let mut tally = Tally::default();
     for (path, result) in &results {
-        let wire_path = WirePath::from(path.as_path());
+        let covering = result
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .and_then(|v| anchor::covering(&anchors, &v.manifest.key_id, v.manifest.sequence));
+        if covering.is_some() {
+            tally.anchored += 1;
+        }
+        if !tsa_trust.is_empty() && !args.json {
+            if let Ok(Some(_)) = result {
+                match covering {
+                    Some(a) => eprintln!(
+                        "{PROG}: {path:?}: anchored at {} by {} ({:?})",
+                        a.stamp.time, a.stamp.tsa, a.path
+                    ),
+                    None => eprintln!("{PROG}: {path:?}: not yet anchored"),
+                }
+            }
+        }
         let wire = match result {
             Ok(v) => {
-                verified += 1;
+                tally.verified += 1;
                 if !args.json {
                     stdout.write(&cli::path_line(path, args.null));
                     continue;
                 }
                 let m = v.as_ref().map(|v| &v.manifest);
                 wire::Verify::Verdict {
-                    path: wire_path,
+                    path: path.as_path().into(),
                     status: VerdictStatus::Verified,
                     quick: args.quick,
                     check: None,
@@ -199,23 +246,14 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                     corrects: m
                         .and_then(|m| m.extra("corrects"))
                         .and_then(|c| c.split(' ').next()),
+                    anchored_at: covering.map(|a| a.stamp.time.to_rfc3339()),
+                    anchor: covering.map(|a| a.path.as_path().into()),
                 }
             }
             Err(err) => {
-                let (status, check) = match err {
-                    VerifyError::Failed { check, .. } => {
-                        failed += 1;
-                        (VerdictStatus::Failed, Some(*check))
-                    }
-                    VerifyError::Io(_) => {
-                        errors += 1;
-                        (VerdictStatus::Error, None)
-                    }
-                };
-                let message = cli::error_chain(err);
-                eprintln!("{PROG}: {path:?}: {}", status_word(status, &message));
+                let (status, check, message) = tally.failure(path, err);
                 wire::Verify::Verdict {
-                    path: wire_path,
+                    path: path.as_path().into(),
                     status,
                     quick: args.quick,
                     check,
@@ -225,6 +263,47 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                     sequence: None,
                     sealed_at: None,
                     corrects: None,
+                    anchored_at: None,
+                    anchor: None,
+                }
+            }
+        };
+        if args.json {
+            stdout.write(&wire::json_line(&wire));
+        }
+    }
+    for (path, result) in &anchor_results {
+        let wire = match result {
+            Ok(a) => {
+                tally.verified += 1;
+                if !args.json {
+                    stdout.write(&cli::path_line(path, args.null));
+                    continue;
+                }
+                wire::Verify::Anchor {
+                    path: path.as_path().into(),
+                    status: VerdictStatus::Verified,
+                    check: None,
+                    message: None,
+                    key_id: Some(&a.anchor.key_id),
+                    sequence: Some(a.anchor.sequence),
+                    time: Some(a.stamp.time.to_rfc3339()),
+                    tsa: Some(&a.stamp.tsa),
+                    trusted: Some(a.stamp.trusted),
+                }
+            }
+            Err(err) => {
+                let (status, check, message) = tally.failure(path, err);
+                wire::Verify::Anchor {
+                    path: path.as_path().into(),
+                    status,
+                    check,
+                    message: Some(message),
+                    key_id: None,
+                    sequence: None,
+                    time: None,
+                    tsa: None,
+                    trusted: None,
                 }
             }
         };
@@ -233,14 +312,15 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
         }
     }
 
-    let chain_input: Vec<(PathBuf, Verified)> = results
+    // The chain: the records and the heads the anchors hold (so a removed last record is a
+    // gap), then the records' times against the trusted anchors.
+    let heads: Vec<(PathBuf, Verified)> = anchors
         .iter()
-        .filter_map(|(p, r)| match r {
-            Ok(Some(v)) => Some((p.clone(), v.clone())),
-            _ => None,
-        })
+        .map(|a| (a.path.clone(), a.head.clone()))
         .collect();
-    let issues = verify::check_chain(&chain_input);
+    let issues = verify::check_chain(&records, &heads);
+    let times = anchor::check_times(&records, &anchors);
+    let mut chain_issues = issues.len();
     for issue in &issues {
         eprintln!("{PROG}: chain: {issue}");
         if args.json {
@@ -263,8 +343,29 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }));
         }
     }
-    let histories = verify::histories(&chain_input);
-    for history in &histories {
+    for finding in &times {
+        let message = finding.to_string();
+        if finding.contradiction {
+            chain_issues += 1;
+            eprintln!("{PROG}: chain: {message}");
+        } else {
+            eprintln!("{PROG}: warning: {message}");
+        }
+        if args.json {
+            let paths = vec![finding.path.as_path().into()];
+            stdout.write(&wire::json_line(&if finding.contradiction {
+                wire::Verify::Chain {
+                    status: ChainStatus::Time,
+                    key_id: &finding.key_id,
+                    message,
+                    paths,
+                }
+            } else {
+                wire::Verify::Warning { message, paths }
+            }));
+        }
+    }
+    for history in &verify::histories(&records) {
         if args.json {
             let versions = history
                 .versions
@@ -294,30 +395,87 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }
         }
     }
+    let Tally {
+        verified,
+        failed,
+        errors,
+        anchored,
+    } = tally;
     if args.json {
         stdout.write(&wire::json_line(&wire::Verify::Summary {
             verified,
             failed,
             errors,
-            chain_issues: issues.len(),
+            chain_issues,
+            anchored,
         }));
-    } else if failed + errors + issues.len() > 0 || io::stderr().is_terminal() {
-        eprintln!(
-            "{PROG}: {verified} verified, {failed} failed, {errors} could not be checked{}",
-            if issues.is_empty() {
-                String::new()
-            } else {
-                format!(", {} chain issues", issues.len())
-            }
-        );
+    } else if failed + errors + chain_issues > 0 || io::stderr().is_terminal() {
+        let mut line =
+            format!("{verified} verified, {failed} failed, {errors} could not be checked");
+        if chain_issues > 0 {
+            line.push_str(&format!(", {chain_issues} chain issues"));
+        }
+        if !anchors.is_empty() || !tsa_trust.is_empty() {
+            line.push_str(&format!(
+                ", {anchored} of {} sealed files anchored",
+                records.len()
+            ));
+        }
+        eprintln!("{PROG}: {line}");
     }
-    Ok(if failed > 0 || !issues.is_empty() {
+    Ok(if failed > 0 || chain_issues > 0 {
         EXIT_FAILED
     } else if errors > 0 {
         EXIT_ERROR
     } else {
         EXIT_OK
     })
+}
+
+/// Counts for the summary.
+#[derive(Default)]
+struct Tally {
+    verified: usize,
+    failed: usize,
+    errors: usize,
+    anchored: usize,
+}
+
+impl Tally {
+    /// Count and report a file that did not verify.
+    fn failure(
+        &mut self,
+        path: &Path,
+        err: &VerifyError,
+    ) -> (VerdictStatus, Option<Check>, String) {
+        let (status, check) = match err {
+            VerifyError::Failed { check, .. } => {
+                self.failed += 1;
+                (VerdictStatus::Failed, Some(*check))
+            }
+            VerifyError::Io(_) => {
+                self.errors += 1;
+                (VerdictStatus::Error, None)
+            }
+        };
+        let message = cli::error_chain(err);
+        eprintln!("{PROG}: {path:?}: {}", status_word(status, &message));
+        (status, check, message)
+    }
+}
+
+/// The trusted TSA certificates, from --tsa-ca or $CALLREC_TSA_CA.
+fn tsa_trust(args: &VerifyArgs) -> anyhow::Result<TsaTrust> {
+    let mut trust = TsaTrust::default();
+    for path in callrec::places::tsa_ca(&args.tsa_ca) {
+        let pem = callrec::fsutil::read_regular(&path)
+            .with_context(|| format!("cannot read TSA certificates {path:?}"))?;
+        trust.extend(
+            TsaTrust::from_pem(&pem)
+                .with_context(|| format!("TSA certificates {path:?} cannot be used"))?,
+        );
+    }
+    Ok(trust)
 }
 
 fn status_word(status: VerdictStatus, message: &str) -> String {

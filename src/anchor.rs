@@ -1,0 +1,495 @@
+//! Anchors: RFC 3161 time stamps over a key's chain head, so a record's time and the end of
+//! its chain rest on a witness outside the sealer.
+//!
+//! An anchor file holds the head's signed manifest and signature (so it proves, with the seal
+//! key alone, that the chain reached that sequence: removing the last records leaves a gap)
+//! and a TSA's token over the head's manifest hash (so, with the TSA trusted, that the head,
+//! and through `previous` every earlier record of the key, existed at the TSA's time). The
+//! byte format is in docs/FORMAT.md section 11.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::Engine;
+use chrono::{DateTime, Utc};
+use sha2::{Digest, Sha256};
+
+use crate::chain::{Chain, ChainError};
+use crate::format::Manifest;
+use crate::fsutil::{self, PathContext, PathError};
+use crate::keys::TrustedKeys;
+use crate::tsp::{self, FetchError, Stamp, TsaTrust};
+use crate::verify::{self, Check, Verified, VerifyError};
+
+/// The first line of an anchor file.
+pub const MAGIC: &str = "callrec-anchor: 1";
+/// How an anchor file's name ends.
+pub const SUFFIX: &str = ".anchor";
+/// The largest anchor file a reader accepts.
+pub const MAX_LEN: u64 = 256 * 1024;
+/// The longest TSA URL an anchor records.
+const MAX_URL: usize = 2048;
+
+/// One anchor file's content.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Anchor {
+    pub key_id: String,
+    pub sequence: u64,
+    pub manifest_sha256: [u8; 32],
+    /// The URL the token was asked from (informative: the token names its signer).
+    pub tsa: String,
+    /// The DER `TimeStampToken`.
+    pub token: Vec<u8>,
+    /// The head's MANIFEST and SIGNATURE, byte for byte as in its sealed file.
+    pub manifest: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+/// The fields of an anchor file, in order.
+const FIELDS: [&str; 7] = [
+    "key-id",
+    "sequence",
+    "manifest-sha256",
+    "tsa",
+    "token",
+    "manifest",
+    "signature",
+];
+
+impl Anchor {
+    /// The file's bytes: the magic line, then `NAME: VALUE` lines in [`FIELDS`] order.
+    pub fn to_bytes(&self) -> Vec<u8> {
+        let values = [
+            self.key_id.clone(),
+            self.sequence.to_string(),
+            hex::encode(self.manifest_sha256),
+            self.tsa.clone(),
+            BASE64.encode(&self.token),
+            BASE64.encode(&self.manifest),
+            BASE64.encode(&self.signature),
+        ];
+        let mut out = format!("{MAGIC}\n");
+        for (name, value) in FIELDS.iter().zip(values) {
+            out.push_str(&format!("{name}: {value}\n"));
+        }
+        out.into_bytes()
+    }
+
+    /// Parse an anchor file; only its canonical form is accepted.
+    pub fn parse(bytes: &[u8]) -> Result<Anchor, String> {
+        let text = std::str::from_utf8(bytes).map_err(|_| "not UTF-8 text".to_string())?;
+        let mut lines = text.split_terminator('\n');
+        if lines.next() != Some(MAGIC) {
+            return Err(format!("the first line is not {MAGIC:?}"));
+        }
+        let mut values = Vec::with_capacity(FIELDS.len());
+        for name in FIELDS {
+            let line = lines.next().ok_or_else(|| format!("{name} is missing"))?;
+            let value = line
+                .strip_prefix(name)
+                .and_then(|l| l.strip_prefix(": "))
+                .ok_or_else(|| format!("expected {name} in its place"))?;
+            values.push(value);
+        }
+        if lines.next().is_some() {
+            return Err("lines after signature".into());
+        }
+        let b64 = |name: &str, v: &str| {
+            BASE64
+                .decode(v)
+                .map_err(|_| format!("{name} is not base64"))
+                .and_then(|b| {
+                    if b.is_empty() {
+                        Err(format!("{name} is empty"))
+                    } else {
+                        Ok(b)
+                    }
+                })
+        };
+        let mut manifest_sha256 = [0u8; 32];
+        hex::decode_to_slice(values[2], &mut manifest_sha256)
+            .map_err(|_| "manifest-sha256 is not 64 hex digits".to_string())?;
+        let tsa = values[3];
+        if tsa.is_empty() || tsa.len() > MAX_URL || !tsa.bytes().all(|b| b.is_ascii_graphic()) {
+            return Err("tsa is not a URL of printable characters".into());
+        }
+        let anchor = Anchor {
+            key_id: values[0].to_string(),
+            sequence: values[1]
+                .parse()
+                .map_err(|_| "sequence is not a decimal number".to_string())?,
+            manifest_sha256,
+            tsa: tsa.to_string(),
+            token: b64("token", values[4])?,
+            manifest: b64("manifest", values[5])?,
+            signature: b64("signature", values[6])?,
+        };
+        if anchor.to_bytes() != bytes {
+            return Err("not in canonical form".into());
+        }
+        Ok(anchor)
+    }
+
+    /// `KEYID.SEQUENCE.T.anchor`, T the first 16 hex digits of the token's SHA-256: one name
+    /// per token, so anchors from several TSAs sit side by side.
+    pub fn file_name(&self) -> String {
+        let t = Sha256::digest(&self.token);
+        format!(
+            "{}.{}.{}{SUFFIX}",
+            self.key_id,
+            self.sequence,
+            hex::encode(&t[..8])
+        )
+    }
+}
+
+/// Whether a path is named like an anchor file.
+pub fn is_anchor_name(path: &Path) -> bool {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.') && n.len() > SUFFIX.len())
+}
+
+/// An anchor that passed [`verify`]: its head (signed by a trusted key) and its stamp.
+#[derive(Debug, Clone)]
+pub struct VerifiedAnchor {
+    pub path: PathBuf,
+    pub anchor: Anchor,
+    pub head: Verified,
+    pub stamp: Stamp,
+}
+
+fn failed(check: Check, reason: impl Into<String>) -> VerifyError {
+    VerifyError::Failed {
+        check,
+        reason: reason.into(),
+    }
+}
+
+/// Check an anchor file: its form (`anchor`), the head's manifest (`manifest`) and signature
+/// by a trusted key (`signature`), and the token over the head's manifest hash (`timestamp`),
+/// against the trusted TSA certificates when any are given.
+pub fn verify(
+    path: &Path,
+    trusted: &TrustedKeys,
+    tsa: &TsaTrust,
+) -> Result<VerifiedAnchor, VerifyError> {
+    let file = fsutil::open_regular(path).at("cannot open", path)?;
+    let len = file.metadata().at("cannot read", path)?.len();
+    if len > MAX_LEN {
+        return Err(failed(
+            Check::Anchor,
+            format!("larger than {MAX_LEN} bytes"),
+        ));
+    }
+    let mut bytes = Vec::with_capacity(len as usize);
+    std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_LEN + 1), &mut bytes)
+        .at("cannot read", path)?;
+    let anchor = Anchor::parse(&bytes).map_err(|e| failed(Check::Anchor, e))?;
+    let manifest = Manifest::parse(&anchor.manifest)
+        .map_err(|e| failed(Check::Manifest, format!("the anchored manifest: {e}")))?;
+    let manifest_sha256 = Manifest::sha256(&anchor.manifest);
+    if manifest_sha256 != anchor.manifest_sha256
+        || manifest.key_id != anchor.key_id
+        || manifest.sequence != anchor.sequence
+    {
+        return Err(failed(
+            Check::Anchor,
+            "key-id, sequence or manifest-sha256 differ from the anchored manifest",
+        ));
+    }
+    verify::check_signature(&anchor.signature, &manifest, &anchor.manifest, trusted)?;
+    let stamp = tsp::check_token(&anchor.token, &anchor.manifest_sha256, tsa)
+        .map_err(|e| failed(Check::Timestamp, e.to_string()))?;
+    if manifest.sealed_at > stamp.time {
+        return Err(failed(
+            Check::Timestamp,
+            format!(
+                "the head claims to be sealed at {} but was stamped earlier, at {}",
+                manifest.sealed_at, stamp.time
+            ),
+        ));
+    }
+    Ok(VerifiedAnchor {
+        path: path.to_path_buf(),
+        anchor,
+        head: Verified {
+            manifest,
+            manifest_sha256,
+        },
+        stamp,
+    })
+}
+
+/// What asking one TSA gave.
+#[derive(Debug)]
+pub enum Outcome {
+    Anchored {
+        path: PathBuf,
+        tsa: String,
+        stamp: Stamp,
+    },
+    Failed {
+        tsa: String,
+        error: FetchError,
+    },
+}
+
+/// The result of anchoring a key's head.
+#[derive(Debug)]
+pub struct Anchoring {
+    pub key_id: String,
+    pub sequence: u64,
+    /// One per TSA asked; empty when the head was anchored already.
+    pub outcomes: Vec<Outcome>,
+}
+
+impl Anchoring {
+    pub fn anchored(&self) -> bool {
+        self.outcomes
+            .iter()
+            .any(|o| matches!(o, Outcome::Anchored { .. }))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AnchorError {
+    #[error(transparent)]
+    Chain(#[from] ChainError),
+    #[error(transparent)]
+    Io(#[from] PathError),
+    #[error(
+        "the key has sealed nothing yet (or its chain state predates anchors): nothing to anchor"
+    )]
+    NoHead,
+}
+
+/// Anchor the head of the chain kept in `key_dir` with every TSA in `urls` (at once, each at
+/// most [`tsp::TIMEOUT`]), writing one anchor file per token into `out_dir`. Unless `again`,
+/// a head that is anchored already is left alone. The chain's lock is not held while the TSAs
+/// are asked, so sealing goes on meanwhile; a TSA that does not answer is an outcome, not an
+/// error.
+pub fn anchor_head(
+    key_dir: &Path,
+    urls: &[String],
+    out_dir: &Path,
+    again: bool,
+) -> Result<Anchoring, AnchorError> {
+    let (head, anchored) = {
+        let chain = Chain::lock(key_dir)?;
+        chain.next()?;
+        chain.head()?.ok_or(AnchorError::NoHead)?
+    };
+    let manifest = Manifest::parse(&head.manifest).map_err(|_| AnchorError::NoHead)?;
+    let mut anchoring = Anchoring {
+        key_id: manifest.key_id.clone(),
+        sequence: manifest.sequence,
+        outcomes: Vec::new(),
+    };
+    if anchored >= manifest.sequence && !again {
+        return Ok(anchoring);
+    }
+    let digest = Manifest::sha256(&head.manifest);
+    let answers = ask_all(urls, &digest);
+    std::fs::create_dir_all(out_dir).at("cannot create", out_dir)?;
+    for (url, answer) in urls.iter().zip(answers) {
+        let token = match answer {
+            Ok(token) => token,
+            Err(error) => {
+                anchoring.outcomes.push(Outcome::Failed {
+                    tsa: url.clone(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let stamp =
+            tsp::check_token(&token, &digest, &TsaTrust::default()).map_err(FetchError::Refused);
+        let stamp = match stamp {
+            Ok(stamp) => stamp,
+            Err(error) => {
+                anchoring.outcomes.push(Outcome::Failed {
+                    tsa: url.clone(),
+                    error,
+                });
+                continue;
+            }
+        };
+        let anchor = Anchor {
+            key_id: manifest.key_id.clone(),
+            sequence: manifest.sequence,
+            manifest_sha256: digest,
+            tsa: url.clone(),
+            token,
+            manifest: head.manifest.clone(),
+            signature: head.signature.clone(),
+        };
+        let path = out_dir.join(anchor.file_name());
+        fsutil::write_atomic(&path, &anchor.to_bytes(), false).at("cannot write", &path)?;
+        anchoring.outcomes.push(Outcome::Anchored {
+            path,
+            tsa: url.clone(),
+            stamp,
+        });
+    }
+    if anchoring.anchored() {
+        Chain::lock(key_dir)?.set_anchored(manifest.sequence)?;
+    }
+    Ok(anchoring)
+}
+
+/// Ask every TSA at once; one answer per URL, in order.
+fn ask_all(urls: &[String], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError>> {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            return urls
+                .iter()
+                .map(|_| Err(FetchError::Unreachable(e.to_string())))
+                .collect()
+        }
+    };
+    let client = match reqwest::Client::builder()
+        .connect_timeout(tsp::TIMEOUT)
+        .user_agent(concat!("callrec/", env!("CARGO_PKG_VERSION")))
+        .build()
+    {
+        Ok(c) => c,
+        Err(e) => {
+            return urls
+                .iter()
+                .map(|_| Err(FetchError::Unreachable(e.to_string())))
+                .collect()
+        }
+    };
+    runtime.block_on(futures::future::join_all(
+        urls.iter().map(|url| tsp::fetch(&client, url, digest)),
+    ))
+}
+
+/// The trusted anchor covering a record, if any: among the trusted anchors of its key whose
+/// head is at or after it, the one stamped first.
+pub fn covering<'a>(
+    anchors: &'a [VerifiedAnchor],
+    key_id: &str,
+    sequence: u64,
+) -> Option<&'a VerifiedAnchor> {
+    anchors
+        .iter()
+        .filter(|a| a.stamp.trusted && a.anchor.key_id == key_id && a.anchor.sequence >= sequence)
+        .min_by_key(|a| a.stamp.time)
+}
+
+/// A record anchored more than this after it was sealed draws a warning.
+pub const MAX_DELAY: chrono::TimeDelta = chrono::TimeDelta::hours(24);
+
+/// A record whose time contradicts, or is loosely bound by, the anchors covering it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimeFinding {
+    pub path: PathBuf,
+    pub key_id: String,
+    pub sequence: u64,
+    pub sealed_at: DateTime<Utc>,
+    pub anchored_at: DateTime<Utc>,
+    /// `true`: sealed-at is after a trusted anchor's time (a failure); `false`: anchored more
+    /// than [`MAX_DELAY`] after sealing (a warning).
+    pub contradiction: bool,
+}
+
+impl fmt::Display for TimeFinding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.contradiction {
+            write!(
+                f,
+                "key {}: sequence {} ({:?}) says it was sealed at {}, after an anchor of its chain stamped at {}: its time is false",
+                self.key_id, self.sequence, self.path, self.sealed_at, self.anchored_at
+            )
+        } else {
+            write!(
+                f,
+                "key {}: sequence {} ({:?}) was sealed at {} but first anchored at {}, more than {} hours later",
+                self.key_id,
+                self.sequence,
+                self.path,
+                self.sealed_at,
+                self.anchored_at,
+                MAX_DELAY.num_hours()
+            )
+        }
+    }
+}
+
+/// Check the records' times against the trusted anchors: a record sealed after any anchor
+/// covering it is a contradiction; one anchored first more than [`MAX_DELAY`] later a warning.
+pub fn check_times(
+    records: &[(PathBuf, Verified)],
+    anchors: &[VerifiedAnchor],
+) -> Vec<TimeFinding> {
+    let mut findings = Vec::new();
+    for (path, v) in records {
+        let m = &v.manifest;
+        let finding = |anchored_at, contradiction| TimeFinding {
+            path: path.clone(),
+            key_id: m.key_id.clone(),
+            sequence: m.sequence,
+            sealed_at: m.sealed_at,
+            anchored_at,
+            contradiction,
+        };
+        let later = anchors.iter().find(|a| {
+            a.stamp.trusted
+                && a.anchor.key_id == m.key_id
+                && a.anchor.sequence >= m.sequence
+                && a.stamp.time < m.sealed_at
+        });
+        if let Some(a) = later {
+            findings.push(finding(a.stamp.time, true));
+        } else if let Some(a) = covering(anchors, &m.key_id, m.sequence) {
+            if a.stamp.time - m.sealed_at > MAX_DELAY {
+                findings.push(finding(a.stamp.time, false));
+            }
+        }
+    }
+    findings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Anchor {
+        Anchor {
+            key_id: "0123456789ABCDEF".into(),
+            sequence: 7,
+            manifest_sha256: [0xab; 32],
+            tsa: "http://127.0.0.1:1/tsa".into(),
+            token: vec![0x30, 1, 2],
+            manifest: b"callrec-manifest: 1\n".to_vec(),
+            signature: b"untrusted comment: x\n".to_vec(),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_only_canonically() {
+        let a = sample();
+        let bytes = a.to_bytes();
+        assert_eq!(Anchor::parse(&bytes).unwrap(), a);
+        let text = String::from_utf8(bytes).unwrap();
+        for bad in [
+            text.replace('\n', "\r\n"),
+            text.replace("sequence: 7", "sequence: 07"),
+            text.replace("manifest-sha256: ab", "manifest-sha256: AB"),
+            format!("{text}extra: 1\n"),
+            text.trim_end().to_string(),
+            text.replace("tsa: http", "tsa: ht tp"),
+        ] {
+            assert!(Anchor::parse(bad.as_bytes()).is_err(), "{bad}");
+        }
+        assert!(a.file_name().starts_with("0123456789ABCDEF.7."));
+        assert!(is_anchor_name(Path::new(&a.file_name())));
+    }
+}
