@@ -11,7 +11,6 @@
 //! matched with `instr`, so `%`, `_` and quotes mean themselves.
 
 use std::collections::HashMap;
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
@@ -20,9 +19,9 @@ use rayon::prelude::*;
 use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 use serde::Serialize;
 
-use crate::archive::{is_safe_key, Archive, Object, PushError, Target};
+use crate::archive::{Archive, Object, PushError, Skipped, Target};
 use crate::format::Manifest;
-use crate::fsutil::{PathContext, PathError, ReadAt};
+use crate::fsutil::{PathContext, PathError};
 use crate::keys::{self, TextKey, TrustedKeys};
 use crate::record::Record;
 use crate::verify::{self, SealedFile, VerifyError};
@@ -269,8 +268,8 @@ const TEXT_NAMES_ANOTHER: &str = "text-sha256: the text info names another recor
 
 /// Read one archived object's seal and text info: the checks that need only its end (the
 /// document's quick checks, the manifest, the text's SHA-256 and, with trusted keys, the
-/// signature), then the text info. A directory archive's file is opened with
-/// [`open_archived`], so no symbolic link is followed.
+/// signature), then the text info. A directory archive's file is opened without following a
+/// symbolic link ([`Archive::reader`]).
 pub fn examine(
     archive: &Archive,
     object: &Object,
@@ -296,10 +295,7 @@ pub fn examine(
         },
         ..Entry::default()
     };
-    let source: Box<dyn ReadAt> = match archive.target() {
-        Target::Dir(root) => Box::new(open_archived(root, &object.key)?),
-        Target::S3 { .. } => archive.reader(object)?,
-    };
+    let source = archive.reader(object)?;
     let sealed = match SealedFile::from_source(Path::new(&object.key), source, object.size) {
         Ok(sealed) => sealed,
         Err(VerifyError::Failed { check, reason }) => {
@@ -354,138 +350,6 @@ pub fn examine(
         Err(_) => {}
     }
     Ok(entry)
-}
-
-/// Open the file of `key` in the directory archive `root` for reading without following a
-/// symbolic link: the file itself is opened with `O_NOFOLLOW` (and `O_NONBLOCK`, so a named
-/// pipe cannot hang the reader), must be a regular file, and the path the open handle really
-/// has must be the archive's real path joined with `key`, so no directory on the way is a link
-/// either.
-pub fn open_archived(root: &Path, key: &str) -> Result<File, PushError> {
-    use std::os::fd::AsRawFd;
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = Target::Dir(root.to_path_buf())
-        .local_path(key)?
-        .expect("a directory archive has local paths");
-    let refused = |reason: &str| {
-        PushError::Io(PathError {
-            action: "refused",
-            path: path.clone(),
-            source: std::io::Error::new(std::io::ErrorKind::InvalidInput, reason.to_string()),
-        })
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(|e| match e.raw_os_error() {
-            Some(libc::ELOOP) => {
-                refused("a symbolic link; archives are read without following links")
-            }
-            _ => PushError::Io(PathError {
-                action: "cannot open",
-                path: path.clone(),
-                source: e,
-            }),
-        })?;
-    if !file.metadata().at("cannot read", &path)?.is_file() {
-        return Err(refused("not a regular file"));
-    }
-    let real = std::fs::read_link(format!("/proc/self/fd/{}", file.as_raw_fd()))
-        .at("cannot resolve", &path)?;
-    let expected = std::fs::canonicalize(root)
-        .at("cannot resolve", root)?
-        .join(key);
-    if real != expected {
-        return Err(refused(
-            "reached through a symbolic link; archives are read without following links",
-        ));
-    }
-    Ok(file)
-}
-
-/// An archived entry that `index` could not take, and why.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct Skipped {
-    /// Its path in the archive (relative), as found.
-    pub path: PathBuf,
-    pub reason: String,
-}
-
-/// The sealed records of a directory archive (names as [`crate::cli::is_sealed_name`]), listed
-/// without following symbolic links and sorted by key. Working files (hidden names, `*.part`,
-/// `KEY#N` staging files) and hidden directories are passed over; an entry that cannot be a
-/// record (a link, a name that is not a safe key, not a regular file, unreadable) is skipped
-/// and returned as such.
-pub fn list_dir(root: &Path) -> (Vec<Object>, Vec<Skipped>) {
-    use std::os::unix::fs::MetadataExt;
-    let mut objects = Vec::new();
-    let mut skipped = Vec::new();
-    let relative = |path: &Path| path.strip_prefix(root).unwrap_or(path).to_path_buf();
-    let walk = walkdir::WalkDir::new(root)
-        .into_iter()
-        .filter_entry(|e| e.depth() == 0 || !e.file_name().as_encoded_bytes().starts_with(b"."));
-    for entry in walk {
-        let entry = match entry {
-            Ok(entry) => entry,
-            Err(e) => {
-                skipped.push(Skipped {
-                    path: relative(e.path().unwrap_or(root)),
-                    reason: e.to_string(),
-                });
-                continue;
-            }
-        };
-        let path = entry.path();
-        if entry.file_type().is_dir()
-            || crate::cli::is_working_file(path)
-            || !crate::cli::is_sealed_name(path)
-        {
-            continue;
-        }
-        let skip = |reason: &str| Skipped {
-            path: relative(path),
-            reason: reason.to_string(),
-        };
-        if entry.file_type().is_symlink() {
-            skipped.push(skip(
-                "a symbolic link; archives are read without following links",
-            ));
-            continue;
-        }
-        if !entry.file_type().is_file() {
-            skipped.push(skip("not a regular file"));
-            continue;
-        }
-        let key = match relative(path).to_str() {
-            Some(key) if is_safe_key(key) => key.to_string(),
-            _ => {
-                skipped.push(skip("the name is not a safe archive key (not UTF-8, a control character or a backslash)"));
-                continue;
-            }
-        };
-        let meta = match entry.metadata() {
-            Ok(meta) => meta,
-            Err(e) => {
-                skipped.push(skip(&e.to_string()));
-                continue;
-            }
-        };
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .unwrap_or_default()
-            .as_micros();
-        // The ETag object_store gives a local file, so indexes made before stay valid.
-        objects.push(Object {
-            key,
-            size: meta.len(),
-            etag: format!("{:x}-{mtime:x}-{:x}", meta.ino(), meta.len()),
-        });
-    }
-    objects.sort_by(|a, b| a.key.cmp(&b.key));
-    (objects, skipped)
 }
 
 /// What one indexing run did.
@@ -553,23 +417,7 @@ pub fn index_archive(
 ) -> Result<Indexed, QueryError> {
     let name = archive.target().to_string();
     let known = index.known(&name)?;
-    let (objects, mut skipped) = match archive.target() {
-        Target::Dir(root) => list_dir(root),
-        Target::S3 { .. } => {
-            let (objects, unsafe_keys) = archive.list()?;
-            let skipped = unsafe_keys
-                .into_iter()
-                .map(|key| Skipped {
-                    path: PathBuf::from(key),
-                    reason: "not a safe archive key (a `.` or `..` segment, an empty segment, a \
-                             backslash, a control or other character object storage keys cannot \
-                             be read with, or not UTF-8)"
-                        .to_string(),
-                })
-                .collect();
-            (objects, skipped)
-        }
-    };
+    let (objects, mut skipped) = archive.list()?;
     let changed: Vec<&Object> = objects
         .iter()
         .filter(|o| {

@@ -9,7 +9,8 @@
 //!   ([`PushError`]);
 //! - `read.rs`: reading an archive back: listing, ranged reads, fetching whole;
 //! - `push.rs`: pushing one sealed file: uploaded at most once, read back, a [`Receipt`];
-//! - `dir.rs`: a directory archive, written by callrec itself and made durable;
+//! - `dir.rs`: a directory archive, written by callrec itself and made durable, and read
+//!   without following symbolic links;
 //! - `s3.rs`: object storage: both clients from one configuration, and S3 Object Lock;
 //! - `journal.rs`: the terminal's journal of receipts.
 
@@ -29,9 +30,11 @@ mod read;
 mod s3;
 mod target;
 
+pub use dir::open_archived;
 pub use error::{PushError, EXIT_TEMPORARY};
 pub use journal::Journal;
 pub use push::{move_to_sent, Archived, Receipt, PART_CONCURRENCY, PART_SIZE};
+pub use read::Skipped;
 pub use s3::{LockMode, Retention, RetentionKept};
 pub use target::{is_safe_key, Object, Target};
 

@@ -1,103 +1,47 @@
-//! Reading an archive back: every sealed record listed (one bad key set apart, not failing the
-//! listing), random access to an object through ranged requests with its end (where the seal
+//! Reading an archive back: every sealed record listed (one bad entry set apart, not failing
+//! the listing), random access to an object through ranged requests with its end (where the seal
 //! is) read once, and whole objects fetched or streamed.
 
-use std::fs::File;
 use std::io::Write;
-use std::path::Path;
+use std::path::PathBuf;
 use std::sync::Arc;
 
-use chrono::{DateTime, Utc};
 use futures::StreamExt;
 use object_store::ObjectStore;
 
-use crate::fsutil::{self, PathContext};
+use crate::fsutil;
 
-use super::s3::url_decode;
-use super::{is_safe_key, Archive, Failure, Object, PushError};
+use super::dir::{list_dir, open_archived};
+use super::{is_safe_key, Archive, Object, PushError, Target};
+
+/// An archived entry that a listing could not take, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// Its path in the archive (relative), as found.
+    pub path: PathBuf,
+    pub reason: String,
+}
 
 impl Archive {
-    /// Every sealed record's object under the prefix (named `….sealed` or `….sealed.EXT`,
-    /// as callrec-push and callrec-seal name them; working files passed over), sorted by key,
-    /// and apart from them the keys of sealed names that are not safe archive keys
-    /// ([`is_safe_key`]: a `.` or `..` segment, an empty segment, a backslash, a control
-    /// character, not UTF-8), which no reader takes: one bad key does not stop a listing.
-    ///
-    /// Object storage is listed through the AWS SDK (`object_store` refuses a whole page
-    /// over one such key), with keys URL-encoded on the wire so that any key survives XML.
-    /// The ETag is kept as the store sends it (quoted), as `object_store` gave it.
-    pub fn list(&self) -> Result<(Vec<Object>, Vec<String>), PushError> {
-        let (mut objects, mut unsafe_keys) = (Vec::new(), Vec::new());
-        // A key is read back through `object_store`, which must name the same key.
-        let addressable =
-            |key: &str| object_store::path::Path::from(key).as_ref() == key || self.s3.is_none();
-        let mut take = |key: Result<String, String>, size: u64, etag: String| {
-            let utf8 = key.is_ok();
-            let (Ok(key) | Err(key)) = key;
-            let path = Path::new(&key);
-            if crate::cli::is_working_file(path) || !crate::cli::is_sealed_name(path) {
-                return;
-            }
-            if utf8 && is_safe_key(&key) && addressable(&key) {
-                objects.push(Object { key, size, etag });
-            } else {
-                unsafe_keys.push(key);
-            }
-        };
-        match &self.s3 {
-            Some((client, bucket)) => self.runtime.block_on(async {
-                let prefix = (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix));
-                let mut pages = client
-                    .list_objects_v2()
-                    .bucket(bucket)
-                    .set_prefix(prefix)
-                    .encoding_type(aws_sdk_s3::types::EncodingType::Url)
-                    .into_paginator()
-                    .send();
-                while let Some(page) = pages.next().await {
-                    let page = page.map_err(|e| Failure::from_sdk(&e).classify(&self.target))?;
-                    for object in page.contents() {
-                        let Some(raw) = object.key() else { continue };
-                        let key = url_decode(raw);
-                        let etag = match (object.e_tag(), object.last_modified()) {
-                            (Some(etag), _) => etag.to_string(),
-                            (None, Some(t)) => {
-                                DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
-                                    .map(|t| t.to_rfc3339())
-                                    .unwrap_or_default()
-                            }
-                            (None, None) => String::new(),
-                        };
-                        take(key, object.size().unwrap_or_default().max(0) as u64, etag);
-                    }
-                }
-                Ok::<_, PushError>(())
-            })?,
-            None => self.runtime.block_on(async {
-                let prefix = (!self.prefix.is_empty())
-                    .then(|| object_store::path::Path::from(self.prefix.as_str()));
-                let mut listing = self.store.list(prefix.as_ref());
-                while let Some(meta) = listing.next().await {
-                    let meta = meta.map_err(|e| self.fail(e))?;
-                    let etag = meta
-                        .e_tag
-                        .unwrap_or_else(|| meta.last_modified.to_rfc3339());
-                    take(Ok(meta.location.to_string()), meta.size, etag);
-                }
-                Ok::<_, PushError>(())
-            })?,
+    /// Every sealed record's object (named `….sealed` or `….sealed.EXT`, as callrec-push and
+    /// callrec-seal name them; working files passed over), sorted by key, and apart from them
+    /// the entries no reader takes ([`Skipped`]): one bad entry does not stop a listing. A
+    /// directory archive is walked without following symbolic links; a bucket is listed
+    /// through the AWS SDK.
+    pub fn list(&self) -> Result<(Vec<Object>, Vec<Skipped>), PushError> {
+        match (&self.target, &self.s3) {
+            (Target::Dir(root), _) => Ok(list_dir(root)),
+            (Target::S3 { .. }, Some((client, bucket))) => self.list_bucket(client, bucket),
+            (Target::S3 { .. }, None) => unreachable!("a bucket is opened with an SDK client"),
         }
-        objects.sort_by(|a, b| a.key.cmp(&b.key));
-        unsafe_keys.sort();
-        Ok((objects, unsafe_keys))
     }
 
-    /// Random access to an archived object: the file itself in a directory archive; ranged
-    /// requests to object storage, with the object's last 64 KiB (where the seal is) read
-    /// once up front.
+    /// Random access to an archived object: the file itself in a directory archive, opened
+    /// without following a symbolic link ([`open_archived`]); ranged requests to object
+    /// storage, with the object's last 64 KiB (where the seal is) read once up front.
     pub fn reader(&self, object: &Object) -> Result<Box<dyn fsutil::ReadAt>, PushError> {
-        if let Some(path) = self.target.local_path(&object.key)? {
-            return Ok(Box::new(File::open(&path).at("cannot open", &path)?));
+        if let Target::Dir(root) = &self.target {
+            return Ok(Box::new(open_archived(root, &object.key)?));
         }
         let location = object_store::path::Path::from(object.key.as_str());
         let tail_start = object.size.saturating_sub(TAIL_CACHE);

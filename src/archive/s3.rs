@@ -4,14 +4,16 @@
 //!
 //! S3 Object Lock (retention and legal hold) is set through the AWS SDK right after the upload
 //! and before the record counts as done; it is then read back, so a store that ignores it is
-//! caught. A whole bucket is listed through the AWS SDK too (see `read.rs`), with keys
-//! URL-encoded on the wire ([`url_decode`]), so that one key no reader could take is set apart
-//! instead of failing the listing.
+//! caught. A whole bucket is listed through the AWS SDK too, with keys URL-encoded on the wire
+//! ([`url_decode`]), so that one key no reader could take (`object_store` refuses a whole page
+//! over a `..` segment) is set apart instead of failing the listing.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
-use super::{Archive, Failure, PushError, Target};
+use std::path::{Path, PathBuf};
+
+use super::{is_safe_key, Archive, Failure, Object, PushError, Skipped, Target};
 
 /// S3 Object Lock modes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -50,6 +52,75 @@ pub struct RetentionKept {
 }
 
 impl Archive {
+    /// Every sealed record's object in the bucket under the prefix, sorted by key, and apart
+    /// the keys of sealed names that are not safe archive keys ([`is_safe_key`]: a `.` or `..`
+    /// segment, an empty segment, a backslash, a control character, not UTF-8) or that
+    /// `object_store`, which reads them back, would name otherwise. The ETag is kept as the
+    /// store sends it (quoted), as `object_store` gives it.
+    pub(super) fn list_bucket(
+        &self,
+        client: &aws_sdk_s3::Client,
+        bucket: &str,
+    ) -> Result<(Vec<Object>, Vec<Skipped>), PushError> {
+        let (mut objects, mut unsafe_keys) = (Vec::new(), Vec::new());
+        let mut take = |key: Result<String, String>, size: u64, etag: String| {
+            let utf8 = key.is_ok();
+            let (Ok(key) | Err(key)) = key;
+            let path = Path::new(&key);
+            if crate::cli::is_working_file(path) || !crate::cli::is_sealed_name(path) {
+                return;
+            }
+            // A key is read back through `object_store`, which must name the same key.
+            let addressable = |key: &str| object_store::path::Path::from(key).as_ref() == key;
+            if utf8 && is_safe_key(&key) && addressable(&key) {
+                objects.push(Object { key, size, etag });
+            } else {
+                unsafe_keys.push(key);
+            }
+        };
+        self.runtime.block_on(async {
+            let prefix = (!self.prefix.is_empty()).then(|| format!("{}/", self.prefix));
+            let mut pages = client
+                .list_objects_v2()
+                .bucket(bucket)
+                .set_prefix(prefix)
+                .encoding_type(aws_sdk_s3::types::EncodingType::Url)
+                .into_paginator()
+                .send();
+            while let Some(page) = pages.next().await {
+                let page = page.map_err(|e| Failure::from_sdk(&e).classify(&self.target))?;
+                for object in page.contents() {
+                    let Some(raw) = object.key() else { continue };
+                    let key = url_decode(raw);
+                    let etag = match (object.e_tag(), object.last_modified()) {
+                        (Some(etag), _) => etag.to_string(),
+                        (None, Some(t)) => {
+                            DateTime::<Utc>::from_timestamp(t.secs(), t.subsec_nanos())
+                                .map(|t| t.to_rfc3339())
+                                .unwrap_or_default()
+                        }
+                        (None, None) => String::new(),
+                    };
+                    take(key, object.size().unwrap_or_default().max(0) as u64, etag);
+                }
+            }
+            Ok::<_, PushError>(())
+        })?;
+        objects.sort_by(|a, b| a.key.cmp(&b.key));
+        unsafe_keys.sort();
+        let skipped = unsafe_keys
+            .into_iter()
+            .map(|key| Skipped {
+                path: PathBuf::from(key),
+                reason: "not a safe archive key (a `.` or `..` segment, an empty segment, a \
+                         backslash, a control or other character object storage keys cannot \
+                         be read with, or not UTF-8)"
+                    .to_string(),
+            })
+            .collect();
+        Ok((objects, skipped))
+    }
+
     /// Set the Object Lock on an archived object and read it back. The outer error is a
     /// temporary failure; the inner one says why the archive did not keep the lock. A
     /// retention already at least as long (as after an earlier push) is left as it is.
@@ -241,7 +312,7 @@ where
 
 /// A key as S3 sends it with `encoding-type=url`: `%XX` escapes (and `+` for a space, as
 /// AWS encodes). A key that is not UTF-8 is returned as an error, its bad bytes replaced.
-pub(super) fn url_decode(encoded: &str) -> Result<String, String> {
+fn url_decode(encoded: &str) -> Result<String, String> {
     let bytes = encoded.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;

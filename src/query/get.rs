@@ -10,7 +10,7 @@ use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{Archive, PushError, Target};
+use crate::archive::{open_archived, Archive, PushError, Target};
 use crate::cli::escape_control;
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
@@ -19,7 +19,7 @@ use crate::media::StreamKind;
 use crate::verify::{self, ExtractError, SealedFile, ShowError, VerifyError};
 use crate::vocab::Vocabulary;
 
-use super::{open_archived, print_page, Entry, Index, QueryError};
+use super::{print_page, Entry, Index, QueryError};
 
 /// What `get` hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]
