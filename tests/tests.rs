@@ -21,6 +21,8 @@ mod seams_annotate;
 mod seams_push;
 mod seams_query;
 mod strict;
+mod tsa;
+mod tsa_harness;
 mod usb;
 mod util;
 mod validate;
