@@ -1,0 +1,231 @@
+//! The conditions of a search (figure 7): what a user typed is checked and put in the index's
+//! forms ([`Filter::resolve`]), then turned into SQL conditions whose values are always bound
+//! parameters.
+
+use chrono::{DateTime, NaiveDate};
+use rusqlite::types::Value;
+
+use super::{phone_key, QueryError};
+
+/// How search results are ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum SortKey {
+    #[default]
+    Time,
+    Operator,
+    Phone,
+    Result,
+    Institution,
+    Record,
+}
+
+impl SortKey {
+    pub(super) fn column(self) -> &'static str {
+        match self {
+            SortKey::Time => "call_time",
+            SortKey::Operator => "operator_id",
+            SortKey::Phone => "phone",
+            SortKey::Result => "result",
+            SortKey::Institution => "institution_code",
+            SortKey::Record => "record_id",
+        }
+    }
+}
+
+/// A time bound: a whole day (in each call's own offset) or an instant.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bound {
+    Day(NaiveDate),
+    Instant(i64),
+}
+
+impl std::str::FromStr for Bound {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Bound, String> {
+        if let Ok(day) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+            return Ok(Bound::Day(day));
+        }
+        DateTime::parse_from_rfc3339(s)
+            .map(|t| Bound::Instant(t.timestamp()))
+            .map_err(|_| format!("{s:?} is not a date (YYYY-MM-DD) or a time (RFC 3339)"))
+    }
+}
+
+/// The conditions of a search (figure 7); all given ones must hold.
+#[derive(Debug, Clone, Default)]
+pub struct Filter {
+    pub from: Option<Bound>,
+    pub to: Option<Bound>,
+    pub collection_flag: Option<String>,
+    /// An institution's code, or else a part of institutions' names.
+    pub institution: Option<String>,
+    pub phone: Option<String>,
+    /// Part of the customer's name.
+    pub customer: Option<String>,
+    /// An account or card number.
+    pub account: Option<String>,
+    pub role: Option<String>,
+    pub business_type: Option<String>,
+    pub results: Vec<u8>,
+    pub device: Option<String>,
+    pub operator: Option<String>,
+    /// Only records that failed a check.
+    pub failed: bool,
+    /// Every version of corrected records, not only the latest.
+    pub all_versions: bool,
+    pub sort: SortKey,
+    pub descending: bool,
+    pub limit: Option<u64>,
+}
+
+impl Filter {
+    /// Check a filter made from what a user typed, and put its values in the index's forms:
+    /// the role and business type (a code, label or English name) become the vocabulary's
+    /// label, each result code must be in the vocabulary, the phone number must be one and is
+    /// normalised ([`phone_key`]), and `--from` may not be after `--to`. A mistake is a
+    /// [`QueryError::Usage`] that names the valid values, never a search that finds nothing.
+    pub fn resolve(mut self, vocab: &crate::vocab::Vocabulary) -> Result<Filter, QueryError> {
+        use crate::vocab::Kind;
+        check_range(&self.from, &self.to)?;
+        for (kind, value) in [
+            (Kind::Role, &mut self.role),
+            (Kind::BusinessType, &mut self.business_type),
+        ] {
+            if let Some(v) = value {
+                *v = vocab.resolve(kind, v)?.label.clone();
+            }
+        }
+        for &code in &self.results {
+            vocab.resolve_code(Kind::Result, code)?;
+        }
+        if let Some(phone) = &mut self.phone {
+            let key = phone_key(phone);
+            // The message never repeats the value: a phone number is personal data.
+            crate::validate::phone(&key)
+                .map_err(|reason| QueryError::Usage(format!("--phone: {reason}")))?;
+            *phone = key;
+        }
+        Ok(self)
+    }
+}
+
+impl Filter {
+    /// The conditions. `institution_is_code`: the institution given is some institution's
+    /// code (it then matches that code; otherwise a part of institution names).
+    pub(super) fn to_where(&self, institution_is_code: bool) -> Where {
+        let mut w = Where::default();
+        w.time(&self.from, false);
+        w.time(&self.to, true);
+        w.text("collection_flag = ?", &self.collection_flag);
+        w.text(
+            if institution_is_code {
+                "institution_code = ?"
+            } else {
+                "instr(institution_name, ?) > 0"
+            },
+            &self.institution,
+        );
+        w.text("phone = ?", &self.phone.as_deref().map(phone_key));
+        w.text("instr(customer_name, ?) > 0", &self.customer);
+        w.text("account = ?", &self.account);
+        w.text("role = ?", &self.role);
+        w.text("business_type = ?", &self.business_type);
+        if !self.results.is_empty() {
+            let marks = vec!["?"; self.results.len()].join(", ");
+            w.push(
+                &format!("result IN ({marks})"),
+                self.results.iter().map(|&r| Value::Integer(r.into())),
+            );
+        }
+        w.text("device = ?", &self.device);
+        w.text("operator_id = ?", &self.operator);
+        if self.failed {
+            w.push("verdict <> 'ok'", []);
+        }
+        if !self.all_versions {
+            w.push(LATEST, []);
+        }
+        w
+    }
+}
+
+/// Refuse a time range that is empty whatever the calls' offsets: `--from` after `--to`.
+pub fn check_range(from: &Option<Bound>, to: &Option<Bound>) -> Result<(), QueryError> {
+    // A day is in each call's own offset: it may begin as early as 14 hours before its UTC
+    // midnight and end as late as 12 hours after its UTC end.
+    let earliest = |b: &Bound| match b {
+        Bound::Day(d) => {
+            d.and_hms_opt(0, 0, 0)
+                .expect("midnight")
+                .and_utc()
+                .timestamp()
+                - 14 * 3600
+        }
+        Bound::Instant(t) => *t,
+    };
+    let latest = |b: &Bound| match b {
+        Bound::Day(d) => {
+            d.and_hms_opt(23, 59, 59)
+                .expect("a time")
+                .and_utc()
+                .timestamp()
+                + 12 * 3600
+        }
+        Bound::Instant(t) => *t,
+    };
+    let empty = match (from, to) {
+        (Some(Bound::Day(f)), Some(Bound::Day(t))) => f > t,
+        (Some(f), Some(t)) => earliest(f) > latest(t),
+        _ => false,
+    };
+    if empty {
+        return Err(QueryError::Usage(
+            "--from is after --to: no call can be in that range (swap them)".into(),
+        ));
+    }
+    Ok(())
+}
+
+/// SQL conditions and their parameters, built from a filter: values are always parameters.
+#[derive(Default)]
+pub(super) struct Where {
+    pub(super) sql: Vec<String>,
+    pub(super) params: Vec<Value>,
+}
+
+impl Where {
+    pub(super) fn push(&mut self, sql: &str, values: impl IntoIterator<Item = Value>) {
+        self.sql.push(sql.to_string());
+        self.params.extend(values);
+    }
+
+    pub(super) fn text(&mut self, sql: &str, value: &Option<String>) {
+        if let Some(v) = value {
+            let n = sql.matches('?').count();
+            self.push(sql, std::iter::repeat_n(Value::Text(v.clone()), n));
+        }
+    }
+
+    pub(super) fn time(&mut self, bound: &Option<Bound>, upper: bool) {
+        match (bound, upper) {
+            (None, _) => {}
+            (Some(Bound::Day(d)), false) => {
+                self.push("call_day >= ?", [Value::Text(d.to_string())])
+            }
+            (Some(Bound::Day(d)), true) => self.push("call_day <= ?", [Value::Text(d.to_string())]),
+            (Some(Bound::Instant(t)), false) => self.push("call_time >= ?", [Value::Integer(*t)]),
+            (Some(Bound::Instant(t)), true) => self.push("call_time <= ?", [Value::Integer(*t)]),
+        }
+    }
+
+    pub(super) fn clause(&self) -> String {
+        if self.sql.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", self.sql.join(" AND "))
+        }
+    }
+}
+
+/// A correction supersedes the record it names; only the latest version is current.
+pub(super) const LATEST: &str = "corrected_by IS NULL";
