@@ -457,6 +457,49 @@ pub fn check_times(
     findings
 }
 
+/// A shell script that checks the anchor file at `path` by hand with coreutils, minisign and
+/// OpenSSL (`openssl ts`), as FORMAT.md section 11 describes; it stops at the first failure.
+pub fn explain(path: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# Check a callrec anchor by hand (format: docs/FORMAT.md section 11). Needs GNU coreutils,
+# minisign and openssl. PUB: the sealer's trusted public key (seal.pub); TSA_CA: the TSA
+# certificates you trust (PEM). Stops at the first failure.
+set -eu
+A={file}
+PUB=${{PUB:-seal.pub}}
+TSA_CA=${{TSA_CA:-tsa-ca.pem}}
+D=$(mktemp -d)
+trap 'rm -rf "$D"' EXIT
+field() {{ sed -n "s/^$1: //p" "$A"; }}
+
+# 1. The form: the first line, then the fields.
+test "$(head -n 1 "$A")" = "{magic}"
+field token | base64 -d > "$D/token.der"
+field manifest | base64 -d > "$D/manifest"
+field signature | base64 -d > "$D/manifest.minisig"
+H=$(field manifest-sha256)
+
+# 2. The head: its manifest hash, its signature by the trusted key, its key and sequence.
+test "$(sha256sum < "$D/manifest" | cut -d ' ' -f 1)" = "$H"
+minisign -V -p "$PUB" -m "$D/manifest"
+m() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
+test "$(m key-id)" = "$(field key-id)"
+test "$(m sequence)" = "$(field sequence)"
+
+# 3. The TSA's token stamps that hash, signed by a certificate that chains to TSA_CA.
+openssl ts -verify -digest "$H" -in "$D/token.der" -token_in -CAfile "$TSA_CA"
+
+# 4. The TSA's time; the head was not sealed after it.
+T=$(openssl ts -reply -in "$D/token.der" -token_in -text | sed -n 's/^Time stamp: //p')
+test "$(date -u -d "$(m sealed-at)" +%s)" -le "$(date -u -d "$T" +%s)"
+echo "anchored: key $(m key-id), sequence $(m sequence) and every earlier seal of the key existed at $T"
+"#,
+        file = crate::verify::shell_quote(&path.to_string_lossy()),
+        magic = MAGIC,
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -471,6 +514,90 @@ mod tests {
             manifest: b"callrec-manifest: 1\n".to_vec(),
             signature: b"untrusted comment: x\n".to_vec(),
         }
+    }
+
+    fn verified(key_id: &str, sequence: u64, sealed_at: &str) -> Verified {
+        let text = format!(
+            "callrec-manifest: 1\nrecord-id: r{sequence}\nkey-id: {key_id}\nsealed-at: {sealed_at}\nsequence: {sequence}\nprevious: {zeros}\nmedia-size: 0\nmedia-checksum: 0\nmedia-sha256: {zeros}\ntext-cipher: age\ntext-size: 1\ntext-sha256: {zeros}\n",
+            zeros = "0".repeat(64)
+        );
+        let bytes = if sequence == 1 {
+            text.into_bytes()
+        } else {
+            text.replacen(
+                &format!("previous: {}", "0".repeat(64)),
+                &format!("previous: {}", "1".repeat(64)),
+                1,
+            )
+            .into_bytes()
+        };
+        Verified {
+            manifest: Manifest::parse(&bytes).unwrap(),
+            manifest_sha256: Manifest::sha256(&bytes),
+        }
+    }
+
+    fn anchored(head: Verified, time: &str, trusted: bool) -> VerifiedAnchor {
+        VerifiedAnchor {
+            path: PathBuf::from("a.anchor"),
+            anchor: Anchor {
+                key_id: head.manifest.key_id.clone(),
+                sequence: head.manifest.sequence,
+                ..sample()
+            },
+            head,
+            stamp: Stamp {
+                time: time.parse().unwrap(),
+                tsa: "CN=TSA".into(),
+                serial: "01".into(),
+                policy: "1.2".into(),
+                trusted,
+            },
+        }
+    }
+
+    #[test]
+    fn records_are_judged_by_the_trusted_anchors_at_or_above_them() {
+        let key = "0123456789ABCDEF";
+        let records: Vec<(PathBuf, Verified)> = [
+            (1, "2026-11-01T10:00:00Z"),
+            (2, "2026-11-01T11:00:00Z"),
+            (3, "2026-11-03T10:00:00Z"),
+        ]
+        .into_iter()
+        .map(|(n, at)| (PathBuf::from(format!("r{n}")), verified(key, n, at)))
+        .collect();
+        // Sequence 2 anchored an hour after it was sealed: 1 and 2 covered, 3 not.
+        let anchors = vec![anchored(records[1].1.clone(), "2026-11-01T12:00:00Z", true)];
+        assert_eq!(
+            covering(&anchors, key, 1).unwrap().stamp.time,
+            anchors[0].stamp.time
+        );
+        assert!(covering(&anchors, key, 3).is_none());
+        assert!(covering(&anchors, "FEDCBA9876543210", 1).is_none());
+        assert_eq!(check_times(&records, &anchors), vec![]);
+
+        // Record 3 anchored by the same head? No: an anchor of head 2 stamped before 3 was
+        // sealed says nothing of 3. But an anchor of head 3 stamped before 3's sealed-at means
+        // 3's date is false; one of head 3 two days later is only a warning.
+        for (time, contradiction) in [
+            ("2026-11-02T00:00:00Z", true),
+            ("2026-11-05T10:00:01Z", false),
+        ] {
+            let anchors = vec![anchored(records[2].1.clone(), time, true)];
+            let findings = check_times(&records, &anchors);
+            let on_three: Vec<_> = findings.iter().filter(|f| f.sequence == 3).collect();
+            assert_eq!(on_three.len(), 1, "{time}: {findings:?}");
+            assert_eq!(on_three[0].contradiction, contradiction, "{time}");
+        }
+        // Untrusted anchors judge nothing.
+        let anchors = vec![anchored(
+            records[2].1.clone(),
+            "2026-11-02T00:00:00Z",
+            false,
+        )];
+        assert_eq!(check_times(&records, &anchors), vec![]);
+        assert!(covering(&anchors, key, 1).is_none());
     }
 
     #[test]

@@ -98,7 +98,8 @@ struct TimeStampResp {
 #[derive(Clone, Debug, Sequence)]
 struct TstInfo {
     version: u8,
-    policy: ObjectIdentifier,
+    /// Kept raw: `const-oid` refuses valid OIDs such as `2.999.1` (a second arc above 39).
+    policy: Any,
     message_imprint: MessageImprint,
     serial_number: Int,
     gen_time: Any,
@@ -462,7 +463,7 @@ fn check(
         time,
         tsa: signer.tbs_certificate.subject.to_string(),
         serial: hex::encode(tst.serial_number.as_bytes()),
-        policy: tst.policy.to_string(),
+        policy: oid_text(&tst.policy)?,
         trusted,
     };
     Ok((stamp, tst))
@@ -680,6 +681,39 @@ fn verify_signature(
         .map_err(|_| bad("bad signature"))
 }
 
+/// An OBJECT IDENTIFIER in dotted form (X.690 8.19: base-128 arcs, the first two combined).
+fn oid_text(any: &Any) -> Result<String, TokenError> {
+    let invalid = || bad("the token's policy is not an OBJECT IDENTIFIER");
+    if any.tag() != der::Tag::ObjectIdentifier || any.value().is_empty() {
+        return Err(invalid());
+    }
+    let mut arcs: Vec<u128> = Vec::new();
+    let mut value: u128 = 0;
+    for (i, &b) in any.value().iter().enumerate() {
+        if value == 0 && b == 0x80 {
+            return Err(invalid()); // not minimal
+        }
+        value = value.checked_mul(128).ok_or_else(invalid)? | u128::from(b & 0x7f);
+        if b & 0x80 == 0 {
+            arcs.push(value);
+            value = 0;
+        } else if i + 1 == any.value().len() {
+            return Err(invalid());
+        }
+    }
+    let first = arcs[0];
+    let (a, b) = match first {
+        0..=39 => (0, first),
+        40..=79 => (1, first - 40),
+        _ => (2, first - 80),
+    };
+    let mut text = format!("{a}.{b}");
+    for arc in &arcs[1..] {
+        text.push_str(&format!(".{arc}"));
+    }
+    Ok(text)
+}
+
 /// A DER GeneralizedTime (`YYYYMMDDHHMMSS[.f]Z`), fractions dropped.
 fn generalized_time(any: &Any) -> Result<DateTime<Utc>, TokenError> {
     let invalid = || bad("the token's time is not a valid GeneralizedTime");
@@ -803,6 +837,19 @@ mod tests {
         ] {
             assert!(t(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn oids_of_every_arc() {
+        let oid =
+            |bytes: &[u8]| oid_text(&Any::new(der::Tag::ObjectIdentifier, bytes.to_vec()).unwrap());
+        assert_eq!(
+            oid(&[0x88, 0x37, 0x98, 0x59, 0x01]).unwrap(),
+            "2.999.3161.1"
+        );
+        assert_eq!(oid(&[0x2a, 0x03, 0x04]).unwrap(), "1.2.3.4");
+        assert!(oid(&[0x2a, 0x83]).is_err());
+        assert!(oid(&[0x2a, 0x80, 0x01]).is_err());
     }
 
     #[test]

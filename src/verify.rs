@@ -605,7 +605,7 @@ pub fn decode_text(sealed: &SealedFile, key: &TextKey) -> Result<Record, ShowErr
 pub const TABLE_ID: &str = "table-id";
 
 /// Quote a string for a POSIX shell.
-fn shell_quote(s: &str) -> String {
+pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 

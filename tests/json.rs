@@ -139,12 +139,17 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
     assert_eq!(code, 1);
     record("callrec-annotate", stdout.as_bytes());
 
-    // seal: sealed, already sealed, a correction of a changed sidecar, an error.
-    run_ok(
+    // seal: sealed, already sealed, a correction of a changed sidecar, an error; the head not
+    // anchored (the TSA down), then anchored.
+    let tsa = crate::tsa::Tsa::start_with(crate::tsa::Alg::EcP256);
+    tsa.set_mode(crate::tsa::Mode::Down);
+    let out = run_ok(
         t.cmd("callrec-seal")
-            .args(["-k", "keys", "-o", "sealed", "--json"])
+            .args(["-k", "keys", "-o", "sealed", "--json", "--tsa", &tsa.url()])
             .arg(&media),
     );
+    record("callrec-seal", &out.stdout);
+    tsa.set_mode(crate::tsa::Mode::Ok);
     run_ok(
         t.cmd("callrec-annotate")
             .args(["--customer", "李四"])
@@ -171,9 +176,16 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
         .args(["-k", "keys", "-o", "sealed", "--json", "spool", "fake.bin"]));
     assert_eq!(code, 1, "{stdout}");
     record("callrec-seal", stdout.as_bytes());
-    let (_, stdout, _) = run(t
-        .cmd("callrec-seal")
-        .args(["-k", "keys", "-o", "sealed", "--json", "spool"]));
+    let (_, stdout, _) = run(t.cmd("callrec-seal").args([
+        "-k",
+        "keys",
+        "-o",
+        "sealed",
+        "--json",
+        "--tsa",
+        &tsa.url(),
+        "spool",
+    ]));
     record("callrec-seal", stdout.as_bytes());
 
     // verify: verdicts, a history, a gap (one record removed), a failure; --show.
@@ -251,9 +263,13 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
     );
     record("callrec-query", &out.stdout);
 
-    // Every documented type was seen (phone needs a USB phone, which no test machine has).
+    // Every documented type was seen (phone needs a USB phone, which no test machine has; a
+    // warning, a record anchored a day after it was sealed).
     for (tool, tables) in &schema {
-        let expected: BTreeSet<&String> = tables.keys().filter(|k| *k != "phone").collect();
+        let expected: BTreeSet<&String> = tables
+            .keys()
+            .filter(|k| !["phone", "warning"].contains(&k.as_str()))
+            .collect();
         let got: BTreeSet<&String> = seen
             .get(tool.as_str())
             .map(|s| s.iter().collect())

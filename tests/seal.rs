@@ -230,7 +230,8 @@ fn paths_on_stdin_and_json_lines() {
         SealLine::Summary {
             sealed: 2,
             already_sealed: 0,
-            failed: 0
+            failed: 0,
+            anchored: 0
         }
     ));
 }

@@ -2,6 +2,7 @@
 //! built binaries; the tools we promise interop with (minisign, age, sha256sum, ffprobe) are
 //! the real ones, installed by `.ci/run`.
 
+mod anchors;
 mod annotate;
 mod capture;
 mod contract;

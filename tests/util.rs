@@ -181,6 +181,23 @@ pub enum VerifyLine {
         sequence: Option<u64>,
         sealed_at: Option<String>,
         corrects: Option<String>,
+        anchored_at: Option<String>,
+        anchor: Option<String>,
+    },
+    Anchor {
+        path: String,
+        status: String,
+        check: Option<String>,
+        message: Option<String>,
+        key_id: Option<String>,
+        sequence: Option<u64>,
+        time: Option<String>,
+        tsa: Option<String>,
+        trusted: Option<bool>,
+    },
+    Warning {
+        message: String,
+        paths: Vec<String>,
     },
     History {
         record_id: String,
@@ -202,6 +219,7 @@ pub enum VerifyLine {
         failed: usize,
         errors: usize,
         chain_issues: usize,
+        anchored: usize,
     },
 }
 
@@ -242,10 +260,25 @@ pub enum SealLine {
         input: String,
         message: String,
     },
+    Anchored {
+        path: String,
+        key_id: String,
+        sequence: u64,
+        tsa: String,
+        time: String,
+        tsa_name: String,
+    },
+    NotAnchored {
+        key_id: String,
+        sequence: u64,
+        tsa: String,
+        message: String,
+    },
     Summary {
         sealed: usize,
         already_sealed: usize,
         failed: usize,
+        anchored: usize,
     },
 }
 

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 
 use crate::util::*;
 
-const CHECKS: [&str; 7] = [
+const CHECKS: [&str; 9] = [
     "footer",
     "media-checksum",
     "check-byte",
@@ -15,6 +15,8 @@ const CHECKS: [&str; 7] = [
     "signature",
     "text-sha256",
     "media-sha256",
+    "anchor",
+    "timestamp",
 ];
 
 const FIGURE_3C: &str = "01|1573890531|大额核实|0068|大旺路分理处|13321150748|李霞|财务人员|2018年12月25日|10时12分20秒|8803880203|911101140924495254|110108197712281810|32150100100065711|130002|核实成功。(因李静产假,现整改2016年8月2日122.1万大额补核实。)";
@@ -33,6 +35,8 @@ fn expected_check(name: &str) -> Option<&'static str> {
         .copied()
 }
 
+/// Sealed files and anchors: good ones verify (the anchor with the test TSA's certificate
+/// trusted), each bad one fails at the check its name says.
 #[test]
 fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
     let t = TestDir::new();
@@ -41,17 +45,31 @@ fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
         .arg("--json")
         .arg("-p")
         .arg(vectors().join("seal.pub"))
+        .arg("--tsa-ca")
+        .arg(vectors().join("tsa-ca.pem"))
         .arg(vectors()));
     let mut seen = 0;
+    let mut anchored = 0;
     for line in parse_verify_json(&stdout) {
-        let VerifyLine::Verdict {
-            path,
-            status,
-            check,
-            ..
-        } = line
-        else {
-            continue;
+        let (path, status, check) = match line {
+            VerifyLine::Verdict {
+                path,
+                status,
+                check,
+                anchored_at,
+                ..
+            } => {
+                anchored += usize::from(anchored_at.is_some());
+                (path, status, check)
+            }
+            VerifyLine::Anchor {
+                path,
+                status,
+                check,
+                ..
+            } => (path, status, check),
+            VerifyLine::Chain { message, .. } => panic!("chain issue: {message}"),
+            _ => continue,
         };
         let name = Path::new(&path)
             .file_name()
@@ -59,7 +77,7 @@ fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
             .to_str()
             .unwrap()
             .to_string();
-        if !name.contains(".sealed.") {
+        if !name.contains(".sealed.") && !name.ends_with(".anchor") {
             continue; // keys and README
         }
         seen += 1;
@@ -71,7 +89,9 @@ fn good_vectors_verify_and_bad_ones_fail_at_their_check() {
             }
         }
     }
-    assert_eq!(seen, 12, "{stdout}");
+    assert_eq!(seen, 18, "{stdout}");
+    // good-head.anchor anchors good-table (sequence 2), and through it good-age (sequence 1).
+    assert_eq!(anchored, 2, "{stdout}");
 }
 
 #[test]

@@ -296,7 +296,8 @@ fn paths_from_stdin_and_json_summary() {
             verified: 1,
             failed: 0,
             errors: 0,
-            chain_issues: 0
+            chain_issues: 0,
+            anchored: 0
         }
     ));
 }

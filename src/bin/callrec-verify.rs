@@ -48,7 +48,12 @@ fn run(args: VerifyArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         Ok(())
     };
     if args.explain {
-        let sealed = SealedFile::open(single_file(&args)?)?;
+        let file = single_file(&args)?;
+        if anchor::is_anchor_name(file) {
+            stdout.write(anchor::explain(file).as_bytes());
+            return Ok(EXIT_OK);
+        }
+        let sealed = SealedFile::open(file)?;
         stdout.write(verify::explain(&sealed).as_bytes());
         return Ok(EXIT_OK);
     }
