@@ -16,11 +16,17 @@ _callrec__seal() {
             ",$1")
                 cmd="callrec__seal"
                 ;;
+            callrec__seal,anchor)
+                cmd="callrec__seal__subcmd__anchor"
+                ;;
             callrec__seal,help)
                 cmd="callrec__seal__subcmd__help"
                 ;;
             callrec__seal,keygen)
                 cmd="callrec__seal__subcmd__keygen"
+                ;;
+            callrec__seal__subcmd__help,anchor)
+                cmd="callrec__seal__subcmd__help__subcmd__anchor"
                 ;;
             callrec__seal__subcmd__help,help)
                 cmd="callrec__seal__subcmd__help__subcmd__help"
@@ -35,7 +41,7 @@ _callrec__seal() {
 
     case "${cmd}" in
         callrec__seal)
-            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen help"
+            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --tsa --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen anchor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -69,6 +75,10 @@ _callrec__seal() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tsa)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --jobs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -96,9 +106,57 @@ _callrec__seal() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
-        callrec__subcmd__seal__subcmd__help)
-            opts="keygen help"
+        callrec__subcmd__seal__subcmd__anchor)
+            opts="-k -o -h --key --tsa --output-dir --again --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -k)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tsa)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --output-dir)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -o)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        callrec__subcmd__seal__subcmd__help)
+            opts="keygen anchor help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        callrec__subcmd__seal__subcmd__help__subcmd__anchor)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi

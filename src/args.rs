@@ -49,6 +49,8 @@ pub const SEAL_SECTIONS: &[Section] = &[
             "callrec-seal -o sealed/ --remove-source spool/",
             "find spool -name '*.mkv' -print0 | callrec-seal -0 -o sealed/",
             "callrec-seal --cipher table -o sealed/ spool/",
+            "callrec-seal -o sealed/ --tsa https://tsa.example.com/tsr spool/",
+            "callrec-seal anchor -o sealed/ --tsa https://tsa.example.com/tsr",
         ],
     },
     Section {
@@ -91,6 +93,7 @@ pub const VERIFY_SECTIONS: &[Section] = &[
             "callrec-verify --pubkey seal.pub archive/",
             "callrec-verify --quick call.sealed.wav",
             "callrec-verify --explain call.sealed.wav > check.sh && PUB=seal.pub sh check.sh",
+            "callrec-verify -p seal.pub --tsa-ca tsa-ca.pem sealed/",
             "callrec-verify --pubkey seal.pub --extract-media call.sealed.wav -o media.wav",
             "callrec-verify --pubkey seal.pub --extract-audio call.sealed.mkv -o call.mka",
             "callrec-verify --pubkey seal.pub --show --identity ~/.config/callrec/keys call.sealed.wav",

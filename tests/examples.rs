@@ -62,6 +62,12 @@ const SUBSTITUTIONS: &[(&str, &str, &str)] = &[
         "the server's trusted public key: the fixture's seal.pub",
     ),
     (
+        "https://tsa.example.com/tsr",
+        "\"$EXAMPLE_TSA\"",
+        "a public RFC 3161 TSA: OpenSSL's TSA on loopback (tests/tsa.rs), whose root the \
+         fixture's tsa-ca.pem is",
+    ),
+    (
         "s3://calls",
         "s3/calls",
         "object storage: a directory archive through the same object_store interface \
@@ -169,7 +175,7 @@ cat > call.mkv.callrec.json <<'EOF'
 EOF
 callrec-annotate --operator 130002 --institution 0068 --customer 李霞 --role 3 --business 1 \
     --account 32150100100065711 --id-number 110108197712281810 --result 1 call.mkv >/dev/null
-callrec-seal -j 1 -o sealed call.mkv call.wav >/dev/null
+callrec-seal -j 1 -o sealed --tsa "$EXAMPLE_TSA" call.mkv call.wav >/dev/null
 cp sealed/call.sealed.mkv sealed/call.sealed.wav .
 callrec-capture --audio lavfi:sine --video lavfi:testsrc2=size=320x240:rate=25 --duration 1 \
     --number 13321150748 -o spool >/dev/null
@@ -353,7 +359,13 @@ fn tools_dir(dir: &TestDir) -> PathBuf {
 }
 
 /// `sh -c SCRIPT` in `home` with a clean environment, the tools logging to `log`. Returns (exit code, stdout, stderr, tools that failed).
-fn sh(tools: &Path, home: &Path, log: &Path, script: &str) -> (i32, String, String, String) {
+fn sh(
+    tools: &Path,
+    home: &Path,
+    log: &Path,
+    tsa: &str,
+    script: &str,
+) -> (i32, String, String, String) {
     let path = format!(
         "{}:{}:{}",
         tools.display(),
@@ -370,6 +382,7 @@ fn sh(tools: &Path, home: &Path, log: &Path, script: &str) -> (i32, String, Stri
         .env("TZ", "Asia/Shanghai")
         .env("CALLREC_EXAMPLES_BIN", bin_dir())
         .env("CALLREC_EXAMPLES_LOG", log)
+        .env("EXAMPLE_TSA", tsa)
         .stdin(Stdio::null())
         .output()
         .expect("sh runs");
@@ -410,7 +423,15 @@ fn documented_commands_run_as_written() {
     let tools = tools_dir(&tools);
     let fixture = TestDir::new();
     let log = TestDir::new();
-    let (code, _, stderr, failed) = sh(&tools, fixture.path(), &log.join("tools.log"), FIXTURE);
+    let tsa = crate::tsa::Tsa::start_with(crate::tsa::Alg::EcP256);
+    std::fs::copy(tsa.ca_pem(), fixture.join("tsa-ca.pem")).unwrap();
+    let (code, _, stderr, failed) = sh(
+        &tools,
+        fixture.path(),
+        &log.join("tools.log"),
+        &tsa.url(),
+        FIXTURE,
+    );
     assert!(
         code == 0 && failed.is_empty(),
         "building the fixture failed ({code}): {failed}\n{stderr}"
@@ -460,7 +481,7 @@ fn documented_commands_run_as_written() {
                     None => command.clone(),
                 };
                 let (code, stdout, stderr, failed) =
-                    sh(&tools, &home, &run.join("tools.log"), &script);
+                    sh(&tools, &home, &run.join("tools.log"), &tsa.url(), &script);
                 let found = search_output(command, &stdout, &home)
                     .is_none_or(|out| out.contains(RECORD_ID));
                 if code != 0 || !failed.is_empty() || !found {
