@@ -12,6 +12,7 @@
 //!
 //! This file holds the [`Index`] trait and [`QueryError`]; the rest lives beside it:
 //! - `entry.rs`: what the index knows of one archived object ([`Entry`]);
+//! - `columns.rs`: the one list of the index's columns, from which its SQL is made;
 //! - `indexing.rs`: bringing the index up to date with an archive;
 //! - `sqlite.rs`: the index in an SQLite file: its schema, reads and writes;
 //! - `filter.rs`: the conditions of a search, checked and turned into SQL;
@@ -25,6 +26,7 @@ use std::path::PathBuf;
 use crate::archive::PushError;
 use crate::fsutil::PathError;
 
+mod columns;
 mod entry;
 mod filter;
 mod get;
@@ -33,12 +35,13 @@ mod page;
 mod sqlite;
 mod stats;
 
+pub use columns::FIELDS;
 pub use entry::{phone_key, Checked, Entry};
 pub use filter::{check_range, Bound, Filter, SortKey};
 pub use get::{get, GetError, GetRequest, Got, Part};
 pub use indexing::{examine, index_archive, IndexSummary, Indexed, Known, TextKeys};
 pub use page::{page_time, print_page, PRINT_FIELDS};
-pub use sqlite::{SqliteIndex, FIELDS, INDEX_SCHEMA};
+pub use sqlite::{SqliteIndex, INDEX_SCHEMA};
 pub use stats::{Period, Stats, StatsQuery, Workload};
 
 #[derive(Debug, thiserror::Error)]

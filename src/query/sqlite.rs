@@ -9,8 +9,8 @@ use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 use crate::fsutil::{PathContext, PathError};
 
 use super::{
-    check_range, phone_key, stats, Checked, Entry, Filter, Index, Known, QueryError, Stats,
-    StatsQuery,
+    check_range, columns, phone_key, stats, Checked, Entry, Filter, Index, Known, QueryError,
+    Stats, StatsQuery,
 };
 
 /// Version of the index schema this build writes (SQLite `user_version`). Older versions are
@@ -24,94 +24,8 @@ pub struct SqliteIndex {
     conn: Connection,
 }
 
-/// The fields of an [`Entry`] as output (JSON and CSV), in order: the first columns of
-/// `records`.
-pub const FIELDS: [&str; 32] = [
-    "archive",
-    "key",
-    "size",
-    "etag",
-    "record_id",
-    "verdict",
-    "problem",
-    "sealed_at",
-    "key_id",
-    "manifest_sha256",
-    "text",
-    "collection_flag",
-    "call_start",
-    "call_time",
-    "call_day",
-    "call_week",
-    "institution_code",
-    "institution_name",
-    "phone",
-    "customer_name",
-    "role",
-    "business_type",
-    "account",
-    "credit_code",
-    "id_number",
-    "result",
-    "remark",
-    "device",
-    "operator_id",
-    "operator_name",
-    "corrects",
-    "corrected_by",
-];
-
-/// The columns of `records` after [`FIELDS`]: what a record was checked with ([`Checked`]).
-const CHECKED_COLUMNS: [&str; 2] = ["key_trusted", "text_key"];
-
-/// Every column of `records`, in [`Entry`]'s order, comma-separated.
-fn columns() -> String {
-    FIELDS
-        .iter()
-        .chain(&CHECKED_COLUMNS)
-        .copied()
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-const SCHEMA_SQL: &str = "
-CREATE TABLE IF NOT EXISTS records (
-    archive TEXT NOT NULL,
-    key TEXT NOT NULL,
-    size INTEGER NOT NULL,
-    etag TEXT NOT NULL,
-    record_id TEXT NOT NULL,
-    verdict TEXT NOT NULL,
-    problem TEXT,
-    sealed_at TEXT,
-    key_id TEXT,
-    manifest_sha256 TEXT,
-    text INTEGER NOT NULL,
-    collection_flag TEXT NOT NULL,
-    call_start TEXT,
-    call_time INTEGER,
-    call_day TEXT,
-    call_week TEXT,
-    institution_code TEXT NOT NULL,
-    institution_name TEXT NOT NULL,
-    phone TEXT NOT NULL,
-    customer_name TEXT NOT NULL,
-    role TEXT NOT NULL,
-    business_type TEXT NOT NULL,
-    account TEXT NOT NULL,
-    credit_code TEXT NOT NULL,
-    id_number TEXT NOT NULL,
-    result INTEGER,
-    remark TEXT NOT NULL,
-    device TEXT NOT NULL,
-    operator_id TEXT NOT NULL,
-    operator_name TEXT NOT NULL,
-    corrects TEXT,
-    corrected_by TEXT,
-    key_trusted INTEGER,
-    text_key TEXT,
-    PRIMARY KEY (archive, key)
-);
+/// The indexes of `records`.
+const INDEXES_SQL: &str = "
 CREATE INDEX IF NOT EXISTS records_time ON records (call_time);
 -- Wide, so that the conditions of a search within a date range are tested on the index
 -- entries and only matching records are read.
@@ -124,17 +38,6 @@ CREATE INDEX IF NOT EXISTS records_operator ON records (operator_id, call_day);
 CREATE INDEX IF NOT EXISTS records_institution ON records (institution_code, call_day);
 CREATE INDEX IF NOT EXISTS records_record_id ON records (record_id);
 CREATE INDEX IF NOT EXISTS records_corrects ON records (corrects);
-CREATE TABLE IF NOT EXISTS daily (
-    call_day TEXT NOT NULL,
-    call_week TEXT NOT NULL,
-    operator_id TEXT NOT NULL,
-    operator_name TEXT NOT NULL,
-    result INTEGER,
-    calls INTEGER NOT NULL,
-    flagged INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS daily_day ON daily (call_day);
-CREATE INDEX IF NOT EXISTS daily_operator ON daily (operator_id, call_day);
 ";
 
 /// Version 1 to 2: what each record was checked with (NULL: unknown, so a run with keys
@@ -238,7 +141,14 @@ impl SqliteIndex {
             .pragma_query_value(None, "user_version", |r| r.get(0))
             .map_err(db)?;
         match found {
-            0 => conn.execute_batch(SCHEMA_SQL).map_err(db)?,
+            0 => {
+                let schema = [
+                    &columns::create_table(),
+                    INDEXES_SQL,
+                    stats::DAILY_TABLE_SQL,
+                ];
+                conn.execute_batch(&schema.concat()).map_err(db)?
+            }
             1 | 2 => {
                 if found == 1 {
                     conn.execute_batch(UPGRADE_1_SQL).map_err(db)?;
@@ -271,49 +181,11 @@ impl SqliteIndex {
     }
 
     fn select(&self, clause: &str, params: &[Value]) -> Result<Vec<Entry>, QueryError> {
-        let sql = format!("SELECT {} FROM records {clause}", columns());
+        let sql = format!("SELECT {} FROM records {clause}", columns::names());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
+        let at = columns::positions(&stmt).map_err(self.db())?;
         let rows = stmt
-            .query_map(params_from_iter(params), |r| {
-                Ok(Entry {
-                    archive: r.get(0)?,
-                    key: r.get(1)?,
-                    size: r.get(2)?,
-                    etag: r.get(3)?,
-                    record_id: r.get(4)?,
-                    verdict: r.get(5)?,
-                    problem: r.get(6)?,
-                    sealed_at: r.get(7)?,
-                    key_id: r.get(8)?,
-                    manifest_sha256: r.get(9)?,
-                    text: r.get(10)?,
-                    collection_flag: r.get(11)?,
-                    call_start: r.get(12)?,
-                    call_time: r.get(13)?,
-                    call_day: r.get(14)?,
-                    call_week: r.get(15)?,
-                    institution_code: r.get(16)?,
-                    institution_name: r.get(17)?,
-                    phone: r.get(18)?,
-                    customer_name: r.get(19)?,
-                    role: r.get(20)?,
-                    business_type: r.get(21)?,
-                    account: r.get(22)?,
-                    credit_code: r.get(23)?,
-                    id_number: r.get(24)?,
-                    result: r.get(25)?,
-                    remark: r.get(26)?,
-                    device: r.get(27)?,
-                    operator_id: r.get(28)?,
-                    operator_name: r.get(29)?,
-                    corrects: r.get(30)?,
-                    corrected_by: r.get(31)?,
-                    checked: Checked {
-                        trusted: r.get(32)?,
-                        text_key: r.get(33)?,
-                    },
-                })
-            })
+            .query_map(params_from_iter(params), |row| columns::read(row, &at))
             .map_err(self.db())?;
         rows.collect::<Result<_, _>>().map_err(self.db())
     }
@@ -331,14 +203,14 @@ impl Index for SqliteIndex {
         let rows = stmt
             .query_map([archive], |r| {
                 Ok((
-                    r.get(0)?,
+                    r.get("key")?,
                     Known {
-                        etag: r.get(1)?,
-                        key_id: r.get(2)?,
-                        text: r.get(3)?,
+                        etag: r.get("etag")?,
+                        key_id: r.get("key_id")?,
+                        text: r.get("text")?,
                         checked: Checked {
-                            trusted: r.get(4)?,
-                            text_key: r.get(5)?,
+                            trusted: r.get("key_trusted")?,
+                            text_key: r.get("text_key")?,
                         },
                     },
                 ))
@@ -380,52 +252,15 @@ impl Index for SqliteIndex {
                     .map_err(db)?;
                 days_touched.extend(day.flatten());
             }
-            let marks = vec!["?"; FIELDS.len() + CHECKED_COLUMNS.len()].join(", ");
             let mut insert = tx
                 .prepare_cached(&format!(
-                    "INSERT OR REPLACE INTO records ({}) VALUES ({marks})",
-                    columns()
+                    "INSERT OR REPLACE INTO records ({}) VALUES ({})",
+                    columns::names(),
+                    columns::marks()
                 ))
                 .map_err(db)?;
             for e in entries {
-                insert
-                    .execute(rusqlite::params![
-                        e.archive,
-                        e.key,
-                        e.size,
-                        e.etag,
-                        e.record_id,
-                        e.verdict,
-                        e.problem,
-                        e.sealed_at,
-                        e.key_id,
-                        e.manifest_sha256,
-                        e.text,
-                        e.collection_flag,
-                        e.call_start,
-                        e.call_time,
-                        e.call_day,
-                        e.call_week,
-                        e.institution_code,
-                        e.institution_name,
-                        e.phone,
-                        e.customer_name,
-                        e.role,
-                        e.business_type,
-                        e.account,
-                        e.credit_code,
-                        e.id_number,
-                        e.result,
-                        e.remark,
-                        e.device,
-                        e.operator_id,
-                        e.operator_name,
-                        e.corrects,
-                        e.corrected_by,
-                        e.checked.trusted,
-                        e.checked.text_key,
-                    ])
-                    .map_err(db)?;
+                insert.execute(&*columns::values(e)).map_err(db)?;
             }
             // A record is superseded by the latest intact correction of it: settled for the
             // records corrected and for the entries themselves (a record read again keeps

@@ -72,6 +72,21 @@ pub struct StatsQuery {
     pub quota: Option<u64>,
 }
 
+/// The workload summary: one row per day, operator and result code.
+pub(super) const DAILY_TABLE_SQL: &str = "
+CREATE TABLE IF NOT EXISTS daily (
+    call_day TEXT NOT NULL,
+    call_week TEXT NOT NULL,
+    operator_id TEXT NOT NULL,
+    operator_name TEXT NOT NULL,
+    result INTEGER,
+    calls INTEGER NOT NULL,
+    flagged INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS daily_day ON daily (call_day);
+CREATE INDEX IF NOT EXISTS daily_operator ON daily (operator_id, call_day);
+";
+
 /// The workload summary of the given days (`?1`: a JSON array of days), rebuilt from
 /// `records`: current versions only, intact records in `calls`, the others in `flagged`.
 const DAILY_SQL: &str = "
