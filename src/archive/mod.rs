@@ -33,10 +33,12 @@ mod target;
 pub use dir::open_archived;
 pub use error::{PushError, EXIT_TEMPORARY};
 pub use journal::Journal;
-pub use push::{move_to_sent, Archived, Receipt, PART_CONCURRENCY, PART_SIZE};
+pub use push::{move_to_sent, Archived, Receipt};
 pub use read::Skipped;
 pub use s3::{LockMode, Retention, RetentionKept};
-pub use target::{is_safe_key, Object, Target};
+pub use target::{Object, Target};
+
+use target::is_safe_key;
 
 use error::Failure;
 use s3::open_s3;

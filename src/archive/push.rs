@@ -58,9 +58,9 @@ pub struct Receipt {
 }
 
 /// Objects up to this size are sent in one request; larger ones in parts of this size.
-pub const PART_SIZE: usize = 16 << 20;
+const PART_SIZE: usize = 16 << 20;
 /// Parts of one object in flight at once.
-pub const PART_CONCURRENCY: usize = 4;
+const PART_CONCURRENCY: usize = 4;
 
 impl Archive {
     /// Whether the archive listed `key`: one listing per directory of keys (a day), so a

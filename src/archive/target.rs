@@ -48,7 +48,7 @@ pub struct Object {
 /// Is `key` a safe archive key: relative, `/`-separated, no empty, `.` or `..` segment, no
 /// control characters? Only such keys are read, so none can name a file outside a directory
 /// archive.
-pub fn is_safe_key(key: &str) -> bool {
+pub(super) fn is_safe_key(key: &str) -> bool {
     !key.is_empty()
         && key
             .split('/')
@@ -59,7 +59,7 @@ pub fn is_safe_key(key: &str) -> bool {
 impl Target {
     /// The file holding `key` in a directory archive (`None` for object storage). A key that
     /// is not safe is refused, so no key can name a file outside the archive.
-    pub fn local_path(&self, key: &str) -> Result<Option<PathBuf>, PushError> {
+    pub(super) fn local_path(&self, key: &str) -> Result<Option<PathBuf>, PushError> {
         if !is_safe_key(key) {
             return Err(PushError::Setup(format!("unsafe archive key {key:?}")));
         }
@@ -94,7 +94,12 @@ impl std::str::FromStr for Target {
 impl Archive {
     /// The archive key of a sealed file: its sealing day, record id and the first 16 hex
     /// digits of its manifest's SHA-256 (see the module documentation).
-    pub fn key(&self, manifest: &Manifest, manifest_sha256: &[u8; 32], file_name: &str) -> String {
+    pub(super) fn key(
+        &self,
+        manifest: &Manifest,
+        manifest_sha256: &[u8; 32],
+        file_name: &str,
+    ) -> String {
         let ext = file_name
             .rsplit_once('.')
             .map(|(_, e)| e)

@@ -150,7 +150,7 @@ impl Filter {
 }
 
 /// Refuse a time range that is empty whatever the calls' offsets: `--from` after `--to`.
-pub fn check_range(from: &Option<Bound>, to: &Option<Bound>) -> Result<(), QueryError> {
+pub(super) fn check_range(from: &Option<Bound>, to: &Option<Bound>) -> Result<(), QueryError> {
     // A day is in each call's own offset: it may begin as early as 14 hours before its UTC
     // midnight and end as late as 12 hours after its UTC end.
     let earliest = |b: &Bound| match b {

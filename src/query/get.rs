@@ -19,7 +19,8 @@ use crate::media::StreamKind;
 use crate::verify::{self, ExtractError, SealedFile, ShowError, VerifyError};
 use crate::vocab::Vocabulary;
 
-use super::{print_page, Entry, Index, QueryError};
+use super::page::print_page;
+use super::{Entry, Index, QueryError};
 
 /// What `get` hands out.
 #[derive(Debug, Clone, PartialEq, Eq)]

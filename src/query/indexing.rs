@@ -78,7 +78,7 @@ impl TextKeys {
 /// document's quick checks, the manifest, the text's SHA-256 and, with trusted keys, the
 /// signature), then the text info. A directory archive's file is opened without following a
 /// symbolic link ([`Archive::reader`]).
-pub fn examine(
+fn examine(
     archive: &Archive,
     object: &Object,
     trusted: Option<&TrustedKeys>,

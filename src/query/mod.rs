@@ -37,10 +37,9 @@ mod stats;
 
 pub use columns::FIELDS;
 pub use entry::{phone_key, Checked, Entry};
-pub use filter::{check_range, Bound, Filter, SortKey};
+pub use filter::{Bound, Filter, SortKey};
 pub use get::{get, GetError, GetRequest, Got, Part};
-pub use indexing::{examine, index_archive, IndexSummary, Indexed, Known, TextKeys};
-pub use page::{page_time, print_page, PRINT_FIELDS};
+pub use indexing::{index_archive, IndexSummary, Indexed, Known, TextKeys};
 pub use sqlite::{SqliteIndex, INDEX_SCHEMA};
 pub use stats::{Period, Stats, StatsQuery, Workload};
 

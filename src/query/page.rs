@@ -9,7 +9,7 @@ use crate::verify;
 use super::Entry;
 
 /// The labels of a printed page, in order: field name, Chinese label, English label.
-pub const PRINT_FIELDS: [(&str, &str, &str); 20] = [
+const PRINT_FIELDS: [(&str, &str, &str); 20] = [
     ("record_id", "记录编号", "Record id"),
     ("collection_flag", "采集标志", "Collection flag"),
     ("call_start", "通话时间", "Call time"),
@@ -34,7 +34,7 @@ pub const PRINT_FIELDS: [(&str, &str, &str); 20] = [
 
 /// A time on a printed page: to the second, with its UTC offset, as the watermark shows it
 /// (`2026-11-28 15:46:03 +08:00`).
-pub fn page_time<Tz: chrono::TimeZone>(time: &DateTime<Tz>) -> String
+fn page_time<Tz: chrono::TimeZone>(time: &DateTime<Tz>) -> String
 where
     Tz::Offset: std::fmt::Display,
 {
@@ -46,7 +46,7 @@ where
 /// The call's time is shown in the call's own offset, the seal's time in the local one.
 /// `superseded_by`: the latest correction of this record the index knows, which the page
 /// names.
-pub fn print_page(
+pub(super) fn print_page(
     record: &Record,
     verified: &verify::Verified,
     vocab: &crate::vocab::Vocabulary,

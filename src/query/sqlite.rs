@@ -8,9 +8,9 @@ use rusqlite::{params_from_iter, types::Value, Connection, OptionalExtension};
 
 use crate::fsutil::{PathContext, PathError};
 
+use super::filter::check_range;
 use super::{
-    check_range, columns, phone_key, stats, Checked, Entry, Filter, Index, Known, QueryError,
-    Stats, StatsQuery,
+    columns, phone_key, stats, Checked, Entry, Filter, Index, Known, QueryError, Stats, StatsQuery,
 };
 
 /// Version of the index schema this build writes (SQLite `user_version`). Older versions are
