@@ -374,12 +374,12 @@ fn ask_all(urls: &[String], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError
 /// The trusted anchor covering a record, if any: among the trusted anchors of its key whose
 /// head is at or after it, the one stamped first.
 pub fn covering<'a>(
-    anchors: &'a [VerifiedAnchor],
+    anchors: impl IntoIterator<Item = &'a VerifiedAnchor>,
     key_id: &str,
     sequence: u64,
 ) -> Option<&'a VerifiedAnchor> {
     anchors
-        .iter()
+        .into_iter()
         .filter(|a| a.stamp.trusted && a.anchor.key_id == key_id && a.anchor.sequence >= sequence)
         .min_by_key(|a| a.stamp.time)
 }
@@ -457,46 +457,67 @@ pub fn check_times(
     findings
 }
 
-/// A shell script that checks the anchor file at `path` by hand with coreutils, minisign and
-/// OpenSSL (`openssl ts`), as FORMAT.md section 11 describes; it stops at the first failure.
-pub fn explain(path: &Path) -> String {
+/// The by-hand checks of an anchor (FORMAT.md section 11) as POSIX shell lines, one generator
+/// for `--explain` and the court bundle's `verify.sh`. They check the anchor file named by
+/// `$A` with coreutils, minisign and OpenSSL (`openssl ts`) against the TSA certificates in
+/// `$TSA_CA`, and run under `set -eu`: the first failure stops them, and `STEP` names the check
+/// under way. They use the scratch directory `$D`, leave the head's manifest there
+/// (`manifest`), and set `H` (the head's manifest hash) and `T` (the TSA's time, as OpenSSL
+/// prints it). `pick_key` runs before the head's signature is checked; it may set `PUB`, the
+/// trusted public key file, and can read the head's facts with `m NAME`.
+pub(crate) fn shell_checks(pick_key: &str) -> String {
     format!(
-        r#"#!/bin/sh
-# Check a callrec anchor by hand (format: docs/FORMAT.md section 11). Needs GNU coreutils,
-# minisign and openssl. PUB: the sealer's trusted public key (seal.pub); TSA_CA: the TSA
-# certificates you trust (PEM). Stops at the first failure.
-set -eu
-A={file}
-PUB=${{PUB:-seal.pub}}
-TSA_CA=${{TSA_CA:-tsa-ca.pem}}
-D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
-field() {{ sed -n "s/^$1: //p" "$A"; }}
+        r#"field() {{ sed -n "s/^$1: //p" "$A"; }}
 
-# 1. The form: the first line, then the fields.
+# 1. anchor: the first line, then the fields; the head's manifest hash, key and sequence.
+STEP=anchor
 test "$(head -n 1 "$A")" = "{magic}"
 field token | base64 -d > "$D/token.der"
 field manifest | base64 -d > "$D/manifest"
 field signature | base64 -d > "$D/manifest.minisig"
 H=$(field manifest-sha256)
-
-# 2. The head: its manifest hash, its signature by the trusted key, its key and sequence.
 test "$(sha256sum < "$D/manifest" | cut -d ' ' -f 1)" = "$H"
-minisign -V -p "$PUB" -m "$D/manifest"
 m() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
 test "$(m key-id)" = "$(field key-id)"
 test "$(m sequence)" = "$(field sequence)"
 
-# 3. The TSA's token stamps that hash, signed by a certificate that chains to TSA_CA.
-openssl ts -verify -digest "$H" -in "$D/token.der" -token_in -CAfile "$TSA_CA"
+# 2. signature: the head's, by the trusted key it names, naming the head.
+STEP=signature
+test "$(sed -n 2p "$D/manifest.minisig" | base64 -d | od -An -v -t x8 --endian=little -j 2 -N 8 | tr -d ' ' | tr a-f A-F)" = "$(m key-id)"
+{pick_key}minisign -V -p "$PUB" -m "$D/manifest"
+test "$(sed -n 's/^trusted comment: //p' "$D/manifest.minisig")" = "record:$(m record-id) sequence:$(m sequence)"
 
-# 4. The TSA's time; the head was not sealed after it.
+# 3. timestamp: the TSA's token stamps that hash, signed by a certificate that chains to
+# TSA_CA; the head was not sealed after the TSA's time.
+STEP=timestamp
+openssl ts -verify -digest "$H" -in "$D/token.der" -token_in -CAfile "$TSA_CA"
 T=$(openssl ts -reply -in "$D/token.der" -token_in -text | sed -n 's/^Time stamp: //p')
 test "$(date -u -d "$(m sealed-at)" +%s)" -le "$(date -u -d "$T" +%s)"
+"#,
+        magic = MAGIC,
+    )
+}
+
+/// A shell script that checks the anchor file at `path` by hand with coreutils, minisign and
+/// OpenSSL ([`shell_checks`]); it stops at the first failure and names its check.
+pub fn explain(path: &Path) -> String {
+    format!(
+        r#"#!/bin/sh
+# Check a callrec anchor by hand (format: docs/FORMAT.md section 11). Needs GNU coreutils,
+# minisign and openssl. PUB: the sealer's trusted public key (seal.pub); TSA_CA: the TSA
+# certificates you trust (PEM). Stops at the first failure and names its check.
+set -eu
+A={file}
+PUB=${{PUB:-seal.pub}}
+TSA_CA=${{TSA_CA:-tsa-ca.pem}}
+D=$(mktemp -d)
+STEP=start
+trap 'rc=$?; rm -rf "$D"; if [ "$rc" -ne 0 ]; then echo "FAILED: the $STEP check" >&2; fi' EXIT
+{checks}
 echo "anchored: key $(m key-id), sequence $(m sequence) and every earlier seal of the key existed at $T"
 "#,
         file = crate::verify::shell_quote(&path.to_string_lossy()),
-        magic = MAGIC,
+        checks = shell_checks(""),
     )
 }
 

@@ -9,6 +9,7 @@
 //! - [`chain`]: each sealing key's hash chain and its crash-safe state.
 //! - [`anchor`] and [`tsp`]: RFC 3161 time stamps over a chain's head, and their checks.
 //! - [`seal`] and [`verify`]: making and checking sealed files.
+//! - [`evidence`]: a set of sealed and anchor files verified together (chains, times, histories).
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
 //! - [`spool`]: pushing spools to the archive (lock, `sent/`, journal, when a run stops).
@@ -25,6 +26,7 @@ pub mod capture;
 pub mod chain;
 pub mod cli;
 pub mod ed25519;
+pub mod evidence;
 pub mod format;
 pub mod fsutil;
 pub mod hid;

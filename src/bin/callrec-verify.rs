@@ -1,16 +1,16 @@
 //! callrec-verify: check sealed call records. See `callrec-verify --help`.
 
 use std::io::{self, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use rayon::prelude::*;
 
-use callrec::anchor::{self, VerifiedAnchor};
+use callrec::anchor;
 use callrec::args::VerifyArgs;
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
+use callrec::evidence::{self, SetOptions};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::tsp::TsaTrust;
@@ -164,7 +164,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Re
 }
 
 fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
-    let tsa_trust = tsa_trust(args)?;
+    let tsa = tsa_trust(args)?;
     let files = cli::expand_dirs(
         cli::input_paths(&args.files, args.null)?,
         cli::Walk::Evidence,
@@ -172,54 +172,30 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
     if files.is_empty() {
         bail!("no input: name sealed files or directories, or pipe a list of paths on stdin");
     }
-    // Anchors need the seal key; the quick checks are the sealed files' alone.
-    let (anchor_files, files): (Vec<PathBuf>, Vec<PathBuf>) =
-        files.into_iter().partition(|p| anchor::is_anchor_name(p));
-    let anchor_files = if args.quick { Vec::new() } else { anchor_files };
     let progress = if io::stderr().is_terminal() && !args.json && files.len() > 1 {
         indicatif::ProgressBar::new(files.len() as u64)
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let results: Vec<(PathBuf, Result<Option<Verified>, VerifyError>)> = files
-        .into_par_iter()
-        .map(|path| {
-            let result = check(&path, args, trusted, None);
-            progress.inc(1);
-            (path, result)
-        })
-        .collect();
+    let options = SetOptions {
+        trusted,
+        tsa: &tsa,
+        quick: args.quick,
+    };
+    let report = evidence::verify_set(files, &options, || progress.inc(1));
     progress.finish_and_clear();
-    let anchor_results: Vec<(PathBuf, Result<VerifiedAnchor, VerifyError>)> = anchor_files
-        .into_iter()
-        .map(|path| {
-            let result = anchor::verify(&path, trusted, &tsa_trust);
-            (path, result)
-        })
-        .collect();
-    let anchors: Vec<VerifiedAnchor> = anchor_results
-        .iter()
-        .filter_map(|(_, r)| r.as_ref().ok().cloned())
-        .collect();
-    let records: Vec<(PathBuf, Verified)> = results
-        .iter()
-        .filter_map(|(p, r)| match r {
-            Ok(Some(v)) => Some((p.clone(), v.clone())),
-            _ => None,
-        })
-        .collect();
-
-    let mut tally = Tally::default();
-    for (path, result) in &results {
+    for (path, err) in report.errors() {
+        eprintln!("{PROG}: {path:?}: {}", failure(err));
+    }
+    let mut anchored = 0;
+    for (path, result) in &report.sealed {
         let covering = result
             .as_ref()
             .ok()
             .and_then(Option::as_ref)
-            .and_then(|v| anchor::covering(&anchors, &v.manifest.key_id, v.manifest.sequence));
-        if covering.is_some() {
-            tally.anchored += 1;
-        }
-        if !tsa_trust.is_empty() && !args.json {
+            .and_then(|v| report.anchor_of(v));
+        anchored += usize::from(covering.is_some());
+        if !tsa.is_empty() && !args.json {
             if let Ok(Some(_)) = result {
                 match covering {
                     Some(a) => eprintln!(
@@ -230,103 +206,57 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
                 }
             }
         }
-        let wire = match result {
-            Ok(v) => {
-                tally.verified += 1;
-                if !args.json {
-                    stdout.write(&cli::path_line(path, args.null));
-                    continue;
-                }
-                let m = v.as_ref().map(|v| &v.manifest);
-                wire::Verify::Verdict {
-                    path: path.as_path().into(),
-                    status: VerdictStatus::Verified,
-                    quick: args.quick,
-                    check: None,
-                    message: None,
-                    record_id: m.map(|m| m.record_id.as_str()),
-                    key_id: m.map(|m| m.key_id.as_str()),
-                    sequence: m.map(|m| m.sequence),
-                    sealed_at: m.map(|m| m.sealed_at.to_rfc3339()),
-                    corrects: m
-                        .and_then(|m| m.extra("corrects"))
-                        .and_then(|c| c.split(' ').next()),
-                    anchored_at: covering.map(|a| a.stamp.time.to_rfc3339()),
-                    anchor: covering.map(|a| a.path.as_path().into()),
-                }
+        if !args.json {
+            if result.is_ok() {
+                stdout.write(&cli::path_line(path, args.null));
             }
-            Err(err) => {
-                let (status, check, message) = tally.failure(path, err);
-                wire::Verify::Verdict {
-                    path: path.as_path().into(),
-                    status,
-                    quick: args.quick,
-                    check,
-                    message: Some(message),
-                    record_id: None,
-                    key_id: None,
-                    sequence: None,
-                    sealed_at: None,
-                    corrects: None,
-                    anchored_at: None,
-                    anchor: None,
-                }
-            }
-        };
-        if args.json {
-            stdout.write(&wire::json_line(&wire));
+            continue;
         }
+        let m = result
+            .as_ref()
+            .ok()
+            .and_then(Option::as_ref)
+            .map(|v| &v.manifest);
+        let (status, check, message) = verdict(result.as_ref().err());
+        stdout.write(&wire::json_line(&wire::Verify::Verdict {
+            path: path.as_path().into(),
+            status,
+            quick: args.quick,
+            check,
+            message,
+            record_id: m.map(|m| m.record_id.as_str()),
+            key_id: m.map(|m| m.key_id.as_str()),
+            sequence: m.map(|m| m.sequence),
+            sealed_at: m.map(|m| m.sealed_at.to_rfc3339()),
+            corrects: m
+                .and_then(|m| m.extra("corrects"))
+                .and_then(|c| c.split(' ').next()),
+            anchored_at: covering.map(|a| a.stamp.time.to_rfc3339()),
+            anchor: covering.map(|a| a.path.as_path().into()),
+        }));
     }
-    for (path, result) in &anchor_results {
-        let wire = match result {
-            Ok(a) => {
-                tally.verified += 1;
-                if !args.json {
-                    stdout.write(&cli::path_line(path, args.null));
-                    continue;
-                }
-                wire::Verify::Anchor {
-                    path: path.as_path().into(),
-                    status: VerdictStatus::Verified,
-                    check: None,
-                    message: None,
-                    key_id: Some(&a.anchor.key_id),
-                    sequence: Some(a.anchor.sequence),
-                    time: Some(a.stamp.time.to_rfc3339()),
-                    tsa: Some(&a.stamp.tsa),
-                    trusted: Some(a.stamp.trusted),
-                }
+    for (path, result) in &report.anchors {
+        if !args.json {
+            if result.is_ok() {
+                stdout.write(&cli::path_line(path, args.null));
             }
-            Err(err) => {
-                let (status, check, message) = tally.failure(path, err);
-                wire::Verify::Anchor {
-                    path: path.as_path().into(),
-                    status,
-                    check,
-                    message: Some(message),
-                    key_id: None,
-                    sequence: None,
-                    time: None,
-                    tsa: None,
-                    trusted: None,
-                }
-            }
-        };
-        if args.json {
-            stdout.write(&wire::json_line(&wire));
+            continue;
         }
+        let a = result.as_ref().ok();
+        let (status, check, message) = verdict(result.as_ref().err());
+        stdout.write(&wire::json_line(&wire::Verify::Anchor {
+            path: path.as_path().into(),
+            status,
+            check,
+            message,
+            key_id: a.map(|a| a.anchor.key_id.as_str()),
+            sequence: a.map(|a| a.anchor.sequence),
+            time: a.map(|a| a.stamp.time.to_rfc3339()),
+            tsa: a.map(|a| a.stamp.tsa.as_str()),
+            trusted: a.map(|a| a.stamp.trusted),
+        }));
     }
-
-    // The chain: the records and the heads the anchors hold (so a removed last record is a
-    // gap), then the records' times against the trusted anchors.
-    let heads: Vec<(PathBuf, Verified)> = anchors
-        .iter()
-        .map(|a| (a.path.clone(), a.head.clone()))
-        .collect();
-    let issues = verify::check_chain(&records, &heads);
-    let times = anchor::check_times(&records, &anchors);
-    let mut chain_issues = issues.len();
-    for issue in &issues {
+    for issue in &report.chain {
         eprintln!("{PROG}: chain: {issue}");
         if args.json {
             let (status, key_id, paths) = match issue {
@@ -348,10 +278,9 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }));
         }
     }
-    for finding in &times {
+    for finding in &report.times {
         let message = finding.to_string();
         if finding.contradiction {
-            chain_issues += 1;
             eprintln!("{PROG}: chain: {message}");
         } else {
             eprintln!("{PROG}: warning: {message}");
@@ -370,7 +299,7 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }));
         }
     }
-    for history in &verify::histories(&records) {
+    for history in &report.histories {
         if args.json {
             let versions = history
                 .versions
@@ -400,12 +329,12 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
             }
         }
     }
-    let Tally {
-        verified,
-        failed,
-        errors,
-        anchored,
-    } = tally;
+    let (verified, failed, errors, chain_issues) = (
+        report.verified(),
+        report.failed(),
+        report.unreadable(),
+        report.chain_issues(),
+    );
     if args.json {
         stdout.write(&wire::json_line(&wire::Verify::Summary {
             verified,
@@ -420,11 +349,9 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
         if chain_issues > 0 {
             line.push_str(&format!(", {chain_issues} chain issues"));
         }
-        if !anchors.is_empty() || !tsa_trust.is_empty() {
-            line.push_str(&format!(
-                ", {anchored} of {} sealed files anchored",
-                records.len()
-            ));
+        if !report.anchors.is_empty() || !tsa.is_empty() {
+            let records = report.records().len();
+            line.push_str(&format!(", {anchored} of {records} sealed files anchored"));
         }
         eprintln!("{PROG}: {line}");
     }
@@ -437,35 +364,26 @@ fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyh
     })
 }
 
-/// Counts for the summary.
-#[derive(Default)]
-struct Tally {
-    verified: usize,
-    failed: usize,
-    errors: usize,
-    anchored: usize,
+/// A file's status for the JSON verdict: verified, or failed (proven bad) or error (could not
+/// be checked), with the check and the message.
+fn verdict(err: Option<&VerifyError>) -> (VerdictStatus, Option<Check>, Option<String>) {
+    match err {
+        None => (VerdictStatus::Verified, None, None),
+        Some(e @ VerifyError::Failed { check, .. }) => (
+            VerdictStatus::Failed,
+            Some(*check),
+            Some(cli::error_chain(e)),
+        ),
+        Some(e @ VerifyError::Io(_)) => (VerdictStatus::Error, None, Some(cli::error_chain(e))),
+    }
 }
 
-impl Tally {
-    /// Count and report a file that did not verify.
-    fn failure(
-        &mut self,
-        path: &Path,
-        err: &VerifyError,
-    ) -> (VerdictStatus, Option<Check>, String) {
-        let (status, check) = match err {
-            VerifyError::Failed { check, .. } => {
-                self.failed += 1;
-                (VerdictStatus::Failed, Some(*check))
-            }
-            VerifyError::Io(_) => {
-                self.errors += 1;
-                (VerdictStatus::Error, None)
-            }
-        };
-        let message = cli::error_chain(err);
-        eprintln!("{PROG}: {path:?}: {}", status_word(status, &message));
-        (status, check, message)
+/// The stderr line for a file that did not verify.
+fn failure(err: &VerifyError) -> String {
+    let message = cli::error_chain(err);
+    match err {
+        VerifyError::Failed { .. } => format!("FAILED: {message}"),
+        VerifyError::Io(_) => format!("could not check: {message}"),
     }
 }
 
@@ -481,11 +399,4 @@ fn tsa_trust(args: &VerifyArgs) -> anyhow::Result<TsaTrust> {
         );
     }
     Ok(trust)
-}
-
-fn status_word(status: VerdictStatus, message: &str) -> String {
-    match status {
-        VerdictStatus::Failed => format!("FAILED: {message}"),
-        _ => format!("could not check: {message}"),
-    }
 }
