@@ -84,8 +84,8 @@ pub struct Checked {
     /// Whether its signing key was among the trusted keys; `None` when no trusted keys were
     /// given (its signature was not checked).
     pub trusted: Option<bool>,
-    /// [`TextKeys::id`] of the keys its text info was read (or tried) with; `None` when no
-    /// identity was given.
+    /// [`TextKeys::id`](super::TextKeys::id) of the keys its text info was read (or tried)
+    /// with; `None` when no identity was given.
     pub text_key: Option<String>,
 }
 
