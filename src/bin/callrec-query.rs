@@ -17,7 +17,7 @@ use callrec::cli::{self, escape_control, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::query::{
-    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery, Workload,
+    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery,
 };
 use callrec::vocab::{Kind, Vocabulary};
 use callrec::wire::{self, QuerySummary};
@@ -241,37 +241,6 @@ fn print_table(out: &mut impl Write, header: &[&str], rows: &[Vec<String>]) -> i
     Ok(())
 }
 
-/// CSV for spreadsheets: UTF-8 with a byte-order mark, which tells them the encoding.
-fn csv_writer(out: impl Write) -> io::Result<csv::Writer<impl Write>> {
-    let mut out = out;
-    out.write_all("\u{feff}".as_bytes())?;
-    Ok(csv::Writer::from_writer(out))
-}
-
-/// A text value for a spreadsheet cell: one that a spreadsheet would take as a formula (it
-/// starts with `=`, `+`, `-`, `@`, a tab or a carriage return) gets a leading `'`, as OWASP
-/// advises against CSV injection, so it is shown as text and never run.
-fn spreadsheet_text(value: &str) -> String {
-    if value.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{value}")
-    } else {
-        value.to_string()
-    }
-}
-
-/// One entry as a CSV row of [`query::FIELDS`], text values made safe for spreadsheets.
-fn csv_row(entry: &Entry) -> Vec<String> {
-    let fields = serde_json::to_value(entry).expect("entries serialise");
-    query::FIELDS
-        .iter()
-        .map(|name| match &fields[name] {
-            serde_json::Value::String(s) => spreadsheet_text(s),
-            serde_json::Value::Null => String::new(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
 fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> anyhow::Result<()> {
     let mut out = io::stdout().lock();
     if how.json {
@@ -283,12 +252,7 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
             ..QuerySummary::default()
         })))?;
     } else if how.csv {
-        let mut csv = csv_writer(&mut out)?;
-        csv.write_record(query::FIELDS)?;
-        for entry in entries {
-            csv.write_record(csv_row(entry))?;
-        }
-        csv.flush()?;
+        query::write_entries_csv(&mut out, entries)?;
     } else if io::stdout().is_terminal() {
         let rows: Vec<Vec<String>> = entries
             .iter()
@@ -361,15 +325,7 @@ fn stats(index: &SqliteIndex, args: &QueryStatsArgs, vocab: &Vocabulary) -> anyh
         return Ok(EXIT_OK);
     }
     if args.output.csv {
-        let mut csv = csv_writer(&mut out)?;
-        for row in &stats.rows {
-            csv.serialize(Workload {
-                operator_id: spreadsheet_text(&row.operator_id),
-                operator_name: spreadsheet_text(&row.operator_name),
-                ..row.clone()
-            })?;
-        }
-        csv.flush()?;
+        query::write_workload_csv(&mut out, &stats.rows)?;
         return Ok(EXIT_OK);
     }
     let rows: Vec<Vec<String>> = stats

@@ -17,6 +17,7 @@
 //! - `sqlite.rs`: the index in an SQLite file: its schema, reads and writes;
 //! - `filter.rs`: the conditions of a search, checked and turned into SQL;
 //! - `stats.rs`: the operators' workload and its daily summary;
+//! - `export.rs`: entries and workloads as CSV for spreadsheets;
 //! - `page.rs`: the printable page of a verified record;
 //! - `get.rs`: handing out one archived record, verified.
 
@@ -28,6 +29,7 @@ use crate::fsutil::PathError;
 
 mod columns;
 mod entry;
+mod export;
 mod filter;
 mod get;
 mod indexing;
@@ -37,6 +39,7 @@ mod stats;
 
 pub use columns::FIELDS;
 pub use entry::{phone_key, Checked, Entry};
+pub use export::{write_entries_csv, write_workload_csv};
 pub use filter::{Bound, Filter, SortKey};
 pub use get::{get, GetError, GetRequest, Got, Part};
 pub use indexing::{index_archive, IndexSummary, Indexed, Known, TextKeys};
