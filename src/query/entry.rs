@@ -148,3 +148,25 @@ impl Entry {
 
 /// The problem of a record whose text info names another record than its manifest.
 const TEXT_NAMES_ANOTHER: &str = "text-sha256: the text info names another record";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_phone_number_has_one_form_however_it_is_written() {
+        for written in [
+            "+86 133-2115-0748",
+            "008613321150748",
+            "13321150748",
+            "(133) 2115 0748",
+        ] {
+            assert_eq!(phone_key(written), "13321150748", "{written}");
+        }
+        for written in ["+86 10 12345678", "010-12345678", "+86 010 12345678"] {
+            assert_eq!(phone_key(written), "01012345678", "{written}");
+        }
+        assert_eq!(phone_key("+1 (555) 010-9999"), "+15550109999");
+        assert_eq!(phone_key("+86"), "+86");
+    }
+}

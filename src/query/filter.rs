@@ -229,3 +229,64 @@ impl Where {
 
 /// A correction supersedes the record it names; only the latest version is current.
 pub(super) const LATEST: &str = "corrected_by IS NULL";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_value_is_a_parameter_never_sql() {
+        let hostile = "x' OR 1=1; DROP TABLE records; --".to_string();
+        let filter = Filter {
+            from: Some("2026-11-01".parse().unwrap()),
+            to: Some("2026-11-30T18:00:00+08:00".parse().unwrap()),
+            institution: Some(hostile.clone()),
+            phone: Some("+86 133-2115-0748".into()),
+            customer: Some(hostile.clone()),
+            results: vec![2, 3],
+            operator: Some(hostile.clone()),
+            ..Filter::default()
+        };
+        let w = filter.to_where(false);
+        let clause = w.clause();
+        assert!(!clause.contains("DROP"), "{clause}");
+        assert_eq!(
+            clause,
+            "WHERE call_day >= ? AND call_time <= ? AND instr(institution_name, ?) > 0 \
+             AND phone = ? AND instr(customer_name, ?) > 0 AND result IN (?, ?) \
+             AND operator_id = ? AND corrected_by IS NULL"
+        );
+        assert_eq!(clause.matches('?').count(), w.params.len());
+        assert_eq!(w.params[3], Value::Text("13321150748".into()));
+        assert_eq!(w.params[2], Value::Text(hostile));
+        // An institution that is some institution's code is matched as a code.
+        let w = filter.to_where(true);
+        assert!(w.clause().contains("institution_code = ?"));
+    }
+
+    #[test]
+    fn a_range_is_refused_only_when_no_call_can_be_in_it() {
+        let range = |from: &str, to: &str| {
+            check_range(&Some(from.parse().unwrap()), &Some(to.parse().unwrap()))
+        };
+        assert!(range("2026-11-02", "2026-11-01").is_err());
+        assert!(range("2026-11-01", "2026-11-01").is_ok());
+        // A day runs in each call's own offset: 2026-11-01 may end at 11:59:59 UTC the next day.
+        assert!(range("2026-11-02T11:00:00Z", "2026-11-01").is_ok());
+        assert!(range("2026-11-02T12:00:00Z", "2026-11-01").is_err());
+        assert!(range("2026-11-01T10:00:00Z", "2026-11-01T09:00:00Z").is_err());
+    }
+
+    #[test]
+    fn a_bound_is_a_day_or_a_time() {
+        assert_eq!(
+            "2026-11-28".parse::<Bound>(),
+            Ok(Bound::Day(NaiveDate::from_ymd_opt(2026, 11, 28).unwrap()))
+        );
+        assert_eq!(
+            "2026-11-28T15:46:03+08:00".parse::<Bound>(),
+            Ok(Bound::Instant(1_795_851_963))
+        );
+        assert!("28/11/2026".parse::<Bound>().is_err());
+    }
+}
