@@ -17,7 +17,7 @@ use callrec::cli::{self, escape_control, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::query::{
-    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery,
+    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery, Verdict,
 };
 use callrec::vocab::{Kind, Vocabulary};
 use callrec::wire::{self, QuerySummary};
@@ -269,8 +269,8 @@ fn print_entries(entries: &[Entry], how: &TableOutput, vocab: &Vocabulary) -> an
                     e.customer_name.clone(),
                     e.business_type.clone(),
                     result_label(vocab, e.result),
-                    match (&e.corrects, e.verdict.as_str()) {
-                        (_, "failed") => "FAILED".to_string(),
+                    match (&e.corrects, e.verdict) {
+                        (_, Verdict::Failed) => "FAILED".to_string(),
                         (Some(_), _) => "corrected".to_string(),
                         _ => "ok".to_string(),
                     },

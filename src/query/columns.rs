@@ -117,6 +117,7 @@ pub(super) fn marks() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::query::Verdict;
 
     /// Every field of an entry goes in and comes back out under its own column's name.
     #[test]
@@ -129,7 +130,7 @@ mod tests {
             size: 7,
             etag: "e".into(),
             record_id: "r".into(),
-            verdict: "failed".into(),
+            verdict: Verdict::Failed,
             problem: Some("media-sha256: changed".into()),
             sealed_at: Some("2026-11-28T07:46:03+00:00".into()),
             key_id: Some("ABCDEF0123456789".into()),

@@ -2,6 +2,7 @@
 //! and the one form a phone number is stored and searched in ([`phone_key`]).
 
 use chrono::{DateTime, Datelike, FixedOffset};
+use rusqlite::types::{FromSql, FromSqlResult, ToSql, ToSqlOutput, ValueRef};
 use serde::Serialize;
 
 use crate::record::Record;
@@ -39,8 +40,7 @@ pub struct Entry {
     pub etag: String,
     /// From the manifest; for a record whose seal cannot be read, the key's file name.
     pub record_id: String,
-    /// `ok`: the checks made at indexing passed; `failed`: one did (see `problem`).
-    pub verdict: String,
+    pub verdict: Verdict,
     /// The failed check and why, or why the text info could not be read.
     pub problem: Option<String>,
     pub sealed_at: Option<String>,
@@ -78,6 +78,43 @@ pub struct Entry {
     pub checked: Checked,
 }
 
+/// What the checks made at indexing found of a record.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every check made passed.
+    #[default]
+    Ok,
+    /// One failed (the entry's `problem` says which, and why).
+    Failed,
+}
+
+impl Verdict {
+    /// The verdict as the index stores it and the wire shows it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Ok => "ok",
+            Verdict::Failed => "failed",
+        }
+    }
+}
+
+impl ToSql for Verdict {
+    fn to_sql(&self) -> rusqlite::Result<ToSqlOutput<'_>> {
+        Ok(self.as_str().into())
+    }
+}
+
+/// As the index's SQL reads it (`verdict <> 'ok'`): anything but `ok` failed.
+impl FromSql for Verdict {
+    fn column_result(value: ValueRef<'_>) -> FromSqlResult<Verdict> {
+        Ok(match value.as_str()? {
+            "ok" => Verdict::Ok,
+            _ => Verdict::Failed,
+        })
+    }
+}
+
 /// What an indexed record was checked with, so that a run with other keys checks it again.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Checked {
@@ -103,7 +140,7 @@ impl Entry {
         let seal = std::mem::replace(self, old);
         self.size = seal.size;
         self.etag = seal.etag;
-        self.problem = if seal.verdict == "ok" {
+        self.problem = if seal.verdict == Verdict::Ok {
             None
         } else {
             seal.problem
@@ -113,7 +150,7 @@ impl Entry {
     }
 
     pub(super) fn fail(&mut self, problem: String) {
-        self.verdict = "failed".into();
+        self.verdict = Verdict::Failed;
         self.problem = Some(problem);
     }
 

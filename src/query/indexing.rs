@@ -13,7 +13,7 @@ use crate::format::Manifest;
 use crate::keys::{self, TextKey, TrustedKeys};
 use crate::verify::{self, SealedFile, VerifyError};
 
-use super::{Checked, Entry, Index, QueryError};
+use super::{Checked, Entry, Index, QueryError, Verdict};
 
 /// The keys that read text info: one file or key directory, loaded once per cipher.
 pub struct TextKeys {
@@ -96,7 +96,7 @@ fn examine(
             .and_then(|n| n.split('.').next())
             .unwrap_or_default()
             .to_string(),
-        verdict: "ok".into(),
+        verdict: Verdict::Ok,
         checked: Checked {
             trusted: trusted.map(|_| false),
             text_key: text_keys.id().map(str::to_string),
@@ -143,16 +143,16 @@ fn examine(
             // The text is not the manifest's record, or not what the manifest says it is: a
             // failed check, like any other.
             Err(verify::ShowError::Verify(VerifyError::Failed { check, reason }))
-                if entry.verdict == "ok" =>
+                if entry.verdict == Verdict::Ok =>
             {
                 entry.fail(format!("{check}: {reason}"))
             }
-            Err(e) if entry.verdict == "ok" => {
+            Err(e) if entry.verdict == Verdict::Ok => {
                 entry.problem = Some(format!("text info not read: {e}"))
             }
             Err(_) => {}
         },
-        Err(reason) if entry.verdict == "ok" => {
+        Err(reason) if entry.verdict == Verdict::Ok => {
             entry.problem = Some(format!("text info not read: {reason}"))
         }
         Err(_) => {}
@@ -291,10 +291,10 @@ pub fn index_archive(
         }
         index.put(&entries)?;
         summary.read += entries.len();
-        summary.failed += entries.iter().filter(|e| e.verdict != "ok").count();
+        summary.failed += entries.iter().filter(|e| e.verdict != Verdict::Ok).count();
         summary.text_unread += entries
             .iter()
-            .filter(|e| e.verdict == "ok" && !e.text)
+            .filter(|e| e.verdict == Verdict::Ok && !e.text)
             .count();
     }
     summary.skipped = skipped.len();

@@ -38,7 +38,7 @@ mod sqlite;
 mod stats;
 
 pub use columns::FIELDS;
-pub use entry::{phone_key, Checked, Entry};
+pub use entry::{phone_key, Checked, Entry, Verdict};
 pub use export::{write_entries_csv, write_workload_csv};
 pub use filter::{Bound, Filter, SortKey};
 pub use get::{get, GetError, GetRequest, Got, Part};
