@@ -58,7 +58,7 @@ const FIELDS: [&str; 7] = [
 ];
 
 impl Anchor {
-    /// The file's bytes: the magic line, then `NAME: VALUE` lines in [`FIELDS`] order.
+    /// The file's bytes: the magic line, then one `NAME: VALUE` line per field, in order.
     pub fn to_bytes(&self) -> Vec<u8> {
         let values = [
             self.key_id.clone(),

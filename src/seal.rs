@@ -13,11 +13,12 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::capture::{self, CaptureError};
+use crate::capture::{self, CaptureError, Captured};
 use crate::chain::{self, Chain, ChainError};
+use crate::cli;
 use crate::format::{self, Cipher, Footer, Manifest};
 use crate::fsutil::{self, PathContext, PathError};
-use crate::keys::{KeyError, SealKey, SubstitutionTable};
+use crate::keys::{self, KeyError, SealKey, SubstitutionTable, TextKey};
 use crate::media;
 use crate::record::{sidecar_path, Correction, Record, RecordError, RecordFiles, RecordId};
 use crate::verify::{self, SealedFile, VerifyError};
@@ -36,6 +37,109 @@ pub struct SealOptions {
     pub remove_source: bool,
     /// Burn the visible watermark into video; `None` seals the media as it is.
     pub watermark: Option<WatermarkOptions>,
+}
+
+impl SealOptions {
+    /// The options for sealing with the key directory `key_dir`: the text is encoded with
+    /// `cipher`, with the key directory's substitution table, or for its age recipients
+    /// (`age-recipients.txt`) and `recipients`. The output directory is created; the
+    /// watermark's font must exist.
+    pub fn new(
+        key_dir: &Path,
+        cipher: Cipher,
+        recipients: &[String],
+        out_dir: Option<PathBuf>,
+        remove_source: bool,
+        watermark: Option<WatermarkOptions>,
+    ) -> Result<SealOptions, SealError> {
+        if let Some(wm) = &watermark {
+            if !wm.font.is_file() {
+                return Err(SealError::NoFont(wm.font.clone()));
+            }
+        }
+        if let Some(dir) = &out_dir {
+            fs::create_dir_all(dir).at("cannot create output directory", dir)?;
+        }
+        let mut options = SealOptions {
+            out_dir,
+            cipher,
+            recipients: Vec::new(),
+            table: None,
+            remove_source,
+            watermark,
+        };
+        match cipher {
+            Cipher::Table => match keys::load_text_key(key_dir, Cipher::Table)? {
+                TextKey::Table(table) => options.table = Some(*table),
+                TextKey::Age(_) => unreachable!("asked for a table"),
+            },
+            Cipher::Age => {
+                let file = key_dir.join(keys::AGE_RECIPIENTS);
+                if file.exists() {
+                    options.recipients = keys::read_recipients(&file)?;
+                }
+                for r in recipients {
+                    let recipient = keys::parse_recipient(r)
+                        .map_err(|e| SealError::BadRecipient(r.clone(), e))?;
+                    options.recipients.push(recipient);
+                }
+                if options.recipients.is_empty() {
+                    return Err(SealError::NoRecipient(file));
+                }
+            }
+        }
+        Ok(options)
+    }
+}
+
+/// What a run does before it seals: work killed runs left, and the inputs.
+pub struct RunStart {
+    /// The recordings to seal, directories walked.
+    pub inputs: Vec<PathBuf>,
+    /// The directories seals go to (the output directory, or the inputs' directories) and the
+    /// directories given.
+    pub dirs: Vec<PathBuf>,
+    /// Sources whose removal a killed run began, now removed.
+    pub finished_removals: Vec<PathBuf>,
+    /// Recordings a killed capture left, completed (or why not).
+    pub recovered: Vec<Result<Captured, CaptureError>>,
+    /// Temporary files and settled stages removed, and the bytes freed.
+    pub removed: Vec<PathBuf>,
+    pub freed: u64,
+}
+
+/// Start a run over `given` (files and directories): finish what killed runs left in the
+/// directories given (removals of sealed sources, recordings of a killed capture), walk them
+/// for recordings, settle the chain and clean the output and input directories.
+pub fn start_run(
+    given: &[PathBuf],
+    key: &SealKey,
+    opts: &SealOptions,
+) -> Result<RunStart, SealError> {
+    let mut finished_removals = Vec::new();
+    let mut recovered = Vec::new();
+    for dir in given.iter().filter(|p| p.is_dir()) {
+        finished_removals.extend(finish_removals(dir)?);
+        recovered.extend(capture::recover_all(dir));
+    }
+    let inputs = cli::expand_dirs(given.to_vec(), cli::Walk::Recordings)?;
+    let mut dirs: std::collections::BTreeSet<PathBuf> = match &opts.out_dir {
+        Some(dir) => [dir.clone()].into(),
+        None => inputs
+            .iter()
+            .map(|p| fsutil::parent_dir(p).to_path_buf())
+            .collect(),
+    };
+    dirs.extend(given.iter().filter(|p| p.is_dir()).cloned());
+    let (removed, freed) = prepare(key, dirs.iter())?;
+    Ok(RunStart {
+        inputs,
+        dirs: dirs.into_iter().collect(),
+        finished_removals,
+        recovered,
+        removed,
+        freed,
+    })
 }
 
 /// What sealing one input did.
@@ -122,6 +226,14 @@ pub enum SealError {
     Capture(#[from] CaptureError),
     #[error("cannot encrypt the text info: {0}")]
     Encrypt(String),
+    #[error("no age recipient: give --recipient or list recipients in {0:?}")]
+    NoRecipient(PathBuf),
+    #[error("age recipient {0:?} cannot be used: {1}")]
+    BadRecipient(String, String),
+    #[error("watermark font {0:?} not found: install fonts-dejavu-core, or give --watermark-font")]
+    NoFont(PathBuf),
+    #[error("cannot walk the inputs: {0}")]
+    Walk(#[from] walkdir::Error),
     #[error("the sealed file {output:?} did not verify, so the source was kept")]
     Unverified {
         output: PathBuf,
@@ -326,10 +438,10 @@ fn check_sealed(sealed: &SealedFile, key: &SealKey) -> Result<(), VerifyError> {
     Ok(())
 }
 
-/// Before a run: settle the key's chain (a seal a crash left pending is rolled forward or
+/// Before a run (see [`start_run`]): settle the key's chain (a seal a crash left pending is rolled forward or
 /// freed; a damaged state stops the run) and remove the temporary files killed runs left in
 /// `dirs` (the output and input directories). Returns the files removed and the bytes freed.
-pub fn prepare<'a>(
+fn prepare<'a>(
     key: &SealKey,
     dirs: impl IntoIterator<Item = &'a PathBuf>,
 ) -> Result<(Vec<PathBuf>, u64), SealError> {

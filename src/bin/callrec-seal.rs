@@ -1,7 +1,7 @@
 //! callrec-seal: seal recordings into tamper-evident evidence files. See `callrec-seal --help`.
 
 use std::io::{self, IsTerminal};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -12,10 +12,9 @@ use rayon::prelude::*;
 use callrec::anchor::{self, Anchoring, Outcome};
 use callrec::archive::EXIT_TEMPORARY;
 use callrec::args::{AnchorArgs, CipherArg, SealArgs, SealCommand};
-use callrec::capture;
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
-use callrec::keys::{self, SealKey, TextKey};
+use callrec::keys::{self, SealKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
 use callrec::transcode::X264;
 use callrec::watermark::WatermarkOptions;
@@ -48,42 +47,48 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let key = SealKey::load(&key_dir).with_context(|| {
         format!("cannot use key directory {key_dir:?} (create one with: {PROG} keygen -o DIR)")
     })?;
-    let options = seal_options(&args, &key_dir)?;
+    let cipher = match args.cipher {
+        CipherArg::Age => Cipher::Age,
+        CipherArg::Table => Cipher::Table,
+    };
+    let watermark = (!args.no_watermark).then(|| WatermarkOptions {
+        x264: X264 {
+            preset: args.preset.clone(),
+            crf: args.crf,
+            tune: None,
+        },
+        font: args.watermark_font.clone(),
+    });
+    let options = SealOptions::new(
+        &key_dir,
+        cipher,
+        &args.recipient,
+        args.output_dir.clone(),
+        args.remove_source,
+        watermark,
+    )?;
     let given = cli::input_paths(&args.inputs, args.null)?;
     if given.is_empty() {
         bail!("no input: name media files or directories, or pipe a list of paths on stdin");
     }
-    // What killed runs left in the directories given is finished first: removals of sealed
-    // sources, and recordings a killed capture left.
-    for dir in given.iter().filter(|p| p.is_dir()) {
-        for media in seal::finish_removals(dir)? {
-            eprintln!("{PROG}: {media:?}: finished removing a sealed source");
-        }
-        for recovered in capture::recover_all(dir) {
-            match recovered {
-                Ok(c) => eprintln!("{PROG}: {:?}: completed an interrupted recording", c.media),
-                Err(e) => eprintln!("{PROG}: warning: {}", cli::error_chain(&e)),
-            }
+    let start = seal::start_run(&given, &key, &options)?;
+    for media in &start.finished_removals {
+        eprintln!("{PROG}: {media:?}: finished removing a sealed source");
+    }
+    for recovered in &start.recovered {
+        match recovered {
+            Ok(c) => eprintln!("{PROG}: {:?}: completed an interrupted recording", c.media),
+            Err(e) => eprintln!("{PROG}: warning: {}", cli::error_chain(e)),
         }
     }
-    let inputs = cli::expand_dirs(given.clone(), cli::Walk::Recordings)?;
-    // Settle the chain (a seal a crash left pending) and clear what killed runs left behind.
-    let mut dirs: std::collections::BTreeSet<PathBuf> = match &options.out_dir {
-        Some(dir) => [dir.clone()].into(),
-        None => inputs
-            .iter()
-            .map(|p| callrec::fsutil::parent_dir(p).to_path_buf())
-            .collect(),
-    };
-    dirs.extend(given.iter().filter(|p| p.is_dir()).cloned());
-    let (removed, freed) = seal::prepare(&key, dirs.iter())?;
-    let dirs: Vec<PathBuf> = dirs.into_iter().collect();
-    if !removed.is_empty() {
+    if !start.removed.is_empty() {
         eprintln!(
-            "{PROG}: removed {} temporary file(s) ({freed} bytes) left by killed runs",
-            removed.len()
+            "{PROG}: removed {} temporary file(s) ({} bytes) left by killed runs",
+            start.removed.len(),
+            start.freed
         );
     }
+    let (inputs, dirs) = (start.inputs, start.dirs);
 
     let jobs = args.jobs.unwrap_or(0);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
@@ -144,60 +149,6 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         eprintln!("{PROG}: {sealed} sealed, {already} already sealed, {failed} failed");
     }
     Ok(if failed > 0 { EXIT_FAILED } else { EXIT_OK })
-}
-
-fn seal_options(args: &SealArgs, key_dir: &Path) -> anyhow::Result<SealOptions> {
-    let mut options = SealOptions {
-        out_dir: args.output_dir.clone(),
-        cipher: Cipher::Age,
-        recipients: Vec::new(),
-        table: None,
-        remove_source: args.remove_source,
-        watermark: (!args.no_watermark).then(|| WatermarkOptions {
-            x264: X264 {
-                preset: args.preset.clone(),
-                crf: args.crf,
-                tune: None,
-            },
-            font: args.watermark_font.clone(),
-        }),
-    };
-    if let Some(wm) = &options.watermark {
-        if !wm.font.is_file() {
-            bail!(
-                "watermark font {:?} not found: install fonts-dejavu-core, or give --watermark-font",
-                wm.font
-            );
-        }
-    }
-    if let Some(dir) = &options.out_dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("cannot create output directory {dir:?}"))?;
-    }
-    match args.cipher {
-        CipherArg::Table => {
-            options.cipher = Cipher::Table;
-            match keys::load_text_key(key_dir, Cipher::Table)? {
-                TextKey::Table(table) => options.table = Some(*table),
-                TextKey::Age(_) => unreachable!("asked for a table"),
-            }
-        }
-        CipherArg::Age => {
-            let file = key_dir.join(keys::AGE_RECIPIENTS);
-            if file.exists() {
-                options.recipients = keys::read_recipients(&file)?;
-            }
-            for r in &args.recipient {
-                options
-                    .recipients
-                    .push(keys::parse_recipient(r).map_err(anyhow::Error::msg)?);
-            }
-            if options.recipients.is_empty() {
-                bail!("no age recipient: give --recipient or list recipients in {file:?}");
-            }
-        }
-    }
-    Ok(options)
 }
 
 fn report(
