@@ -609,84 +609,130 @@ pub(crate) fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', r"'\''"))
 }
 
-/// A shell script that verifies `sealed` by hand with coreutils, minisign and age. It reads
-/// every offset from the file itself and stops at the first failed check; the comments give
-/// this file's values.
+/// The by-hand checks of FORMAT.md section 8 as POSIX shell lines, one generator for
+/// `--explain` and the court bundle's `verify.sh`. They check the sealed file named by `$F`
+/// with coreutils and minisign, and run under `set -eu`: every check is a command that fails,
+/// so the first failure stops them, and `STEP` names the check under way (its name in
+/// [`Check`]). They use the scratch directory `$D` and leave in it the file's text block,
+/// manifest and signature (`text`, `manifest`, `manifest.minisig`), read at the offsets the
+/// footer gives, and they define `field NAME`, a fact of that manifest.
+///
+/// `pick_key` runs once the manifest is out, before the signature is checked; it may set
+/// `PUB`, the trusted public key file (empty: `PUB` is set already). `notes`, when the lines
+/// are for one file, puts its values beside them as comments.
+pub(crate) fn shell_checks(pick_key: &str, notes: Option<&SealedFile>) -> String {
+    let note = |value: &dyn Fn(&SealedFile) -> String| {
+        notes.map_or_else(String::new, |s| format!("  # {}", value(s)))
+    };
+    let key = notes
+        .and_then(|s| s.manifest_bytes().ok())
+        .and_then(|m| Manifest::parse(&m).ok())
+        .map(|m| format!(" ({})", m.key_id))
+        .unwrap_or_default();
+    format!(
+        r#"u() {{ od -An -v --endian=little -t "u$1" -j "$2" -N "$1" "$F" | tr -d ' '; }}
+
+# 1. footer: the last 40 bytes end with nSign "CRECSEAL", version 1; the lengths add up.
+STEP=footer
+SIZE=$(stat -c %s "$F"){size}
+test "$SIZE" -ge 40
+test "$(tail -c 8 "$F")" = CRECSEAL
+test "$(u 2 $((SIZE - 12)))" -eq 1
+C=$(u 2 $((SIZE - 10))){cipher}
+M=$(u 8 $((SIZE - 40))){m}
+CHK=$(u 8 $((SIZE - 32))){chk}
+T=$(u 4 $((SIZE - 24))){t}
+ML=$(u 4 $((SIZE - 20))){ml}
+SL=$(u 4 $((SIZE - 16))){sl}
+test $((M + T + ML + SL + 40)) -eq "$SIZE"
+
+# 2. media-checksum: the document's lChecksum, the media bytes at i*(M/7), i = 1..6, summed.
+STEP=media-checksum
+S=0
+if [ "$M" -gt 0 ]; then for i in 1 2 3 4 5 6; do S=$((S + $(u 1 $((i * (M / 7)))))); done; fi
+test "$S" -eq "$CHK"
+
+# 3. check-byte: the document's check byte, the text bytes before it summed modulo 256.
+STEP=check-byte
+tail -c +$((M + 1)) "$F" | head -c "$T" > "$D/text"
+test "$(head -c $((T - 1)) "$D/text" | od -An -v -t u1 | awk '{{for (i = 1; i <= NF; i++) s += $i}} END {{print s % 256}}')" \
+  -eq "$(tail -c 1 "$D/text" | od -An -t u1 | tr -d ' ')"
+
+# 4. manifest: the signed facts agree with the footer.
+STEP=manifest
+tail -c +$((M + T + 1)) "$F" | head -c "$ML" > "$D/manifest"
+field() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
+test "$(head -n 1 "$D/manifest")" = "{manifest_header}"
+test "$(field media-size)" -eq "$M"
+test "$(field media-checksum)" -eq "$CHK"
+test "$(field text-size)" -eq "$T"
+case "$C $(field text-cipher)" in "1 age" | "2 table") ;; *) false ;; esac
+
+# 5. signature: by the trusted key the manifest names{key}, naming this record.
+STEP=signature
+tail -c +$((M + T + ML + 1)) "$F" | head -c "$SL" > "$D/manifest.minisig"
+test "$(head -n 1 "$D/manifest.minisig")" = "untrusted comment: {untrusted}"
+test "$(sed -n 2p "$D/manifest.minisig" | base64 -d | od -An -v -t x8 --endian=little -j 2 -N 8 | tr -d ' ' | tr a-f A-F)" = "$(field key-id)"
+{pick_key}minisign -V -p "$PUB" -m "$D/manifest"
+test "$(sed -n 's/^trusted comment: //p' "$D/manifest.minisig")" = "record:$(field record-id) sequence:$(field sequence)"
+
+# 6. text-sha256: the text block's SHA-256 is the signed one.
+STEP=text-sha256
+test "$(sha256sum < "$D/text" | cut -d ' ' -f 1)" = "$(field text-sha256)"
+
+# 7. text: the payload is what text-cipher says: a binary age v1 file, or a named table.
+STEP=text
+if [ "$(field text-cipher)" = age ]; then
+  test "$(head -c 22 "$D/text" | tr '\n' '|')" = 'age-encryption.org/v1|'
+else
+  test -n "$(field table-id)"
+fi
+
+# 8. media-sha256: the media's SHA-256 is the signed one.
+STEP=media-sha256
+test "$(head -c "$M" "$F" | sha256sum | cut -d ' ' -f 1)" = "$(field media-sha256)"
+"#,
+        size = note(&|s| format!("{} for this file", s.footer.footer_offset() + FOOTER_LEN)),
+        cipher = note(&|s| format!(
+            "cipher: {} ({})",
+            s.footer.cipher.code(),
+            s.footer.cipher.name()
+        )),
+        m = note(&|s| format!("nFileSizeOld (media length): {}", s.footer.media_len)),
+        chk = note(&|s| format!("lChecksum: {}", s.footer.checksum)),
+        t = note(&|s| format!("text block length: {}", s.footer.text_len)),
+        ml = note(&|s| format!("manifest length: {}", s.footer.manifest_len)),
+        sl = note(&|s| format!("signature length: {}", s.footer.signature_len)),
+        manifest_header = format::MANIFEST_HEADER,
+        untrusted = UNTRUSTED_COMMENT,
+    )
+}
+
+/// A shell script that verifies `sealed` by hand with coreutils and minisign ([`shell_checks`]).
+/// It reads every offset from the file itself, stops at the first failed check and names it;
+/// the comments give this file's values.
 pub fn explain(sealed: &SealedFile) -> String {
-    let f = &sealed.footer;
-    let path = sealed.path.to_string_lossy();
-    let identity_hint = match f.cipher {
+    let identity_hint = match sealed.footer.cipher {
         Cipher::Age => "age -d -i KEYDIR/age-identity.txt",
         Cipher::Table => "callrec-verify --show --identity KEYDIR",
     };
     format!(
         r#"#!/bin/sh
-# Verify a callrec sealed file by hand (format: docs/FORMAT.md). Needs GNU coreutils and
-# minisign. Set PUB to the sealer's trusted public key (seal.pub). Stops at the first failure.
+# Verify a callrec sealed file by hand (format: docs/FORMAT.md section 8). Needs GNU coreutils
+# and minisign. Set PUB to the sealer's trusted public key (seal.pub). Stops at the first
+# failure and names its check.
 set -eu
 F={file}
 PUB=${{PUB:-seal.pub}}
 D=$(mktemp -d)
-trap 'rm -rf "$D"' EXIT
-u() {{ od -An -v --endian=little -t "u$1" -j "$2" -N "$1" "$F" | tr -d ' '; }}
-
-# 1. Footer: the last 40 bytes end with nSign "CRECSEAL", version 1.
-SIZE=$(stat -c %s "$F")                  # {size} for this file
-test "$(tail -c 8 "$F")" = CRECSEAL
-test "$(u 2 $((SIZE - 12)))" -eq 1
-M=$(u 8 $((SIZE - 40)))                  # nFileSizeOld (media length): {m}
-CHK=$(u 8 $((SIZE - 32)))                # lChecksum: {chk}
-T=$(u 4 $((SIZE - 24)))                  # text block length: {t}
-ML=$(u 4 $((SIZE - 20)))                 # manifest length: {ml}
-SL=$(u 4 $((SIZE - 16)))                 # signature length: {sl}
-test $((M + T + ML + SL + 40)) -eq "$SIZE"
-
-# 2. The document's lChecksum: the media bytes at i*(M/7), i = 1..6, summed.
-S=0
-if [ "$M" -gt 0 ]; then for i in 1 2 3 4 5 6; do S=$((S + $(u 1 $((i * (M / 7)))))); done; fi
-test "$S" -eq "$CHK"
-
-# 3. The document's check byte: the text bytes before it, summed modulo 256.
-tail -c +$((M + 1)) "$F" | head -c "$T" > "$D/text"
-test "$(head -c $((T - 1)) "$D/text" | od -An -v -t u1 | awk '{{for (i = 1; i <= NF; i++) s += $i}} END {{print s % 256}}')" \
-  -eq "$(tail -c 1 "$D/text" | od -An -t u1 | tr -d ' ')"
-
-# 4. The manifest's signature, by the trusted key ({key}).
-tail -c +$((M + T + 1)) "$F" | head -c "$ML" > "$D/manifest"
-tail -c +$((M + T + ML + 1)) "$F" | head -c "$SL" > "$D/manifest.minisig"
-test "$(head -n 1 "$D/manifest.minisig")" = "untrusted comment: {untrusted}"
-minisign -V -p "$PUB" -m "$D/manifest"
-field() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
-
-# 5. The footer agrees with the signed manifest.
-test "$(field media-size)" -eq "$M"
-test "$(field media-checksum)" -eq "$CHK"
-test "$(field text-size)" -eq "$T"
-test "$(field text-cipher)" = {cipher}
-
-# 6. The text block's and the media's SHA-256 equal the signed ones.
-test "$(sha256sum < "$D/text" | cut -d ' ' -f 1)" = "$(field text-sha256)"
-test "$(head -c "$M" "$F" | sha256sum | cut -d ' ' -f 1)" = "$(field media-sha256)"
-
+STEP=start
+trap 'rc=$?; rm -rf "$D"; if [ "$rc" -ne 0 ]; then echo "FAILED: the $STEP check" >&2; fi' EXIT
+{checks}
 echo "verified: record $(field record-id), sequence $(field sequence), key $(field key-id)"
 # To read the text info: head -c $((T - 1)) "$D/text" | {identity_hint}
 "#,
-        file = shell_quote(&path),
-        size = f.footer_offset() + FOOTER_LEN,
-        m = f.media_len,
-        chk = f.checksum,
-        t = f.text_len,
-        ml = f.manifest_len,
-        sl = f.signature_len,
-        key = sealed
-            .manifest_bytes()
-            .ok()
-            .and_then(|m| Manifest::parse(&m).ok())
-            .map(|m| m.key_id)
-            .unwrap_or_else(|| "unknown".into()),
-        untrusted = UNTRUSTED_COMMENT,
-        cipher = f.cipher.name(),
-        identity_hint = identity_hint,
+        file = shell_quote(&sealed.path.to_string_lossy()),
+        checks = shell_checks("", Some(sealed)),
     )
 }
 
