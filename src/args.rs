@@ -97,6 +97,7 @@ pub const VERIFY_SECTIONS: &[Section] = &[
             "callrec-verify --pubkey seal.pub --extract-media call.sealed.wav -o media.wav",
             "callrec-verify --pubkey seal.pub --extract-audio call.sealed.mkv -o call.mka",
             "callrec-verify --pubkey seal.pub --show --identity ~/.config/callrec/keys call.sealed.wav",
+            "callrec-verify --pubkey seal.pub --tsa-ca tsa-ca.pem --bundle court sealed/ && sh court/verify.sh",
         ],
     },
     Section {
@@ -287,6 +288,12 @@ pub struct VerifyArgs {
     /// Decrypt and print the text info of FILE as JSON and as the document's line
     #[arg(long, group = "mode", requires = "identity")]
     pub show: bool,
+
+    /// Verify every FILE as one set, then write the court bundle into OUTDIR (new or empty):
+    /// the evidence, the keys, SHA256SUMS, verify.sh (checks it all without callrec) and
+    /// report.html (a printable chain-of-custody report). Refused unless everything verifies
+    #[arg(long, group = "mode", value_name = "OUTDIR", conflicts_with = "quick")]
+    pub bundle: Option<PathBuf>,
 
     /// The key that reads the text info: an age identity file, a substitution table, or a
     /// key directory

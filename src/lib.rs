@@ -10,6 +10,7 @@
 //! - [`anchor`] and [`tsp`]: RFC 3161 time stamps over a chain's head, and their checks.
 //! - [`seal`] and [`verify`]: making and checking sealed files.
 //! - [`evidence`]: a set of sealed and anchor files verified together (chains, times, histories).
+//! - [`bundle`]: the court bundle: verified evidence, keys, `verify.sh` and a printable report.
 //! - [`media`]: media facts read with FFmpeg.
 //! - [`archive`]: the server archive (a directory or S3): pushing records, reading them back.
 //! - [`spool`]: pushing spools to the archive (lock, `sent/`, journal, when a run stops).
@@ -22,6 +23,7 @@ pub mod anchor;
 pub mod annotate;
 pub mod archive;
 pub mod args;
+pub mod bundle;
 pub mod capture;
 pub mod chain;
 pub mod cli;

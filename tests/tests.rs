@@ -4,6 +4,7 @@
 
 mod anchors;
 mod annotate;
+mod bundle;
 mod capture;
 mod contract;
 mod docs;

@@ -74,6 +74,10 @@ fn run(args: VerifyArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         need_key("--show")?;
         return show(&args, &trusted, stdout);
     }
+    if let Some(out) = &args.bundle {
+        need_key("--bundle")?;
+        return bundle(&args, out, &trusted, stdout);
+    }
     need_key("verification")?;
     verify_all(&args, &trusted, stdout)
 }
@@ -384,6 +388,78 @@ fn failure(err: &VerifyError) -> String {
     match err {
         VerifyError::Failed { .. } => format!("FAILED: {message}"),
         VerifyError::Io(_) => format!("could not check: {message}"),
+    }
+}
+
+/// --bundle: verify every file as one set and, only if all of it verifies, write the court
+/// bundle (callrec::bundle); print its path, or why it was refused.
+fn bundle(
+    args: &VerifyArgs,
+    out: &Path,
+    trusted: &TrustedKeys,
+    stdout: &Stdout,
+) -> anyhow::Result<u8> {
+    let files = cli::expand_dirs(
+        cli::input_paths(&args.files, args.null)?,
+        cli::Walk::Evidence,
+    )?;
+    let tsa = tsa_trust(args)?;
+    let pubkeys = callrec::places::pubkeys(&args.pubkey);
+    let maker = callrec::bundle::Maker::here();
+    let options = callrec::bundle::Options {
+        files: &files,
+        pubkeys: &pubkeys,
+        trusted,
+        tsa: &tsa,
+        maker: &maker,
+    };
+    let summary = |verified, failed, errors, chain_issues, anchored| {
+        wire::json_line(&wire::Verify::Summary {
+            verified,
+            failed,
+            errors,
+            chain_issues,
+            anchored,
+        })
+    };
+    match callrec::bundle::make(out, &options) {
+        Ok(made) => {
+            for warning in &made.warnings {
+                eprintln!("{PROG}: warning: {warning}");
+            }
+            if args.json {
+                stdout.write(&wire::json_line(&serde_json::json!({
+                    "type": "bundle",
+                    "path": wire::WirePath::from(made.path.as_path()),
+                    "files": made.files,
+                })));
+                stdout.write(&summary(made.files, 0, 0, 0, made.anchored));
+            } else {
+                stdout.write(&cli::path_line(&made.path, args.null));
+            }
+            Ok(EXIT_OK)
+        }
+        Err(callrec::bundle::BundleError::NotVerified(rejection)) => {
+            for (path, err) in &rejection.files {
+                eprintln!("{PROG}: {path:?}: {}", failure(err));
+            }
+            for issue in &rejection.chain {
+                eprintln!("{PROG}: chain: {issue}");
+            }
+            eprintln!("{PROG}: error: no bundle written to {out:?}: only evidence that verifies goes into a bundle ({rejection})");
+            if args.json {
+                let failed = rejection
+                    .files
+                    .iter()
+                    .filter(|(_, e)| e.exit_code() == 1)
+                    .count();
+                let errors = rejection.files.len() - failed;
+                let verified = files.len().saturating_sub(rejection.files.len());
+                stdout.write(&summary(verified, failed, errors, rejection.chain.len(), 0));
+            }
+            Ok(rejection.exit_code())
+        }
+        Err(e) => Err(e.into()),
     }
 }
 
