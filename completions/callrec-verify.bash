@@ -23,7 +23,7 @@ _callrec__verify() {
 
     case "${cmd}" in
         callrec__verify)
-            opts="-p -i -o -0 -h -V --pubkey --tsa-ca --quick --explain --extract-media --extract-audio --extract-video --show --identity --output --vocabulary --null --json --help --version"
+            opts="-p -i -o -0 -h -V --pubkey --tsa-ca --quick --explain --extract-media --extract-audio --extract-video --show --bundle --identity --output --vocabulary --null --json --help --version"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -38,6 +38,10 @@ _callrec__verify() {
                     return 0
                     ;;
                 --tsa-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --bundle)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

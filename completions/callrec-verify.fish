@@ -1,5 +1,6 @@
 complete -c callrec-verify -s p -l pubkey -d 'A trusted public key (seal.pub, or a key directory); repeatable [env: CALLREC_PUBKEY]' -r -F
 complete -c callrec-verify -l tsa-ca -d 'Trusted TSA certificates (PEM: a TSA\'s root or its own certificate); repeatable [env: CALLREC_TSA_CA]. Without one, anchors are checked in every other way but give no trusted time' -r -F
+complete -c callrec-verify -l bundle -d 'Verify every FILE as one set, then write the court bundle into OUTDIR (new or empty): the evidence, the keys, SHA256SUMS, verify.sh (checks it all without callrec) and report.html (a printable chain-of-custody report). Refused unless everything verifies' -r -F
 complete -c callrec-verify -s i -l identity -d 'The key that reads the text info: an age identity file, a substitution table, or a key directory' -r -F
 complete -c callrec-verify -s o -l output -d 'Where --extract-media, --extract-audio or --extract-video write (\'-\' for stdout, for --extract-media, if it is not a terminal)' -r -F
 complete -c callrec-verify -l vocabulary -d 'Vocabulary file for --show\'s figure 3C line [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F

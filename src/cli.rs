@@ -140,40 +140,6 @@ pub fn expand_dirs(paths: Vec<PathBuf>, walk: Walk) -> Result<Vec<PathBuf>, walk
     Ok(out)
 }
 
-/// The exit code of an error that ended a whole run, the one policy of every tool: the
-/// archive unreachable or busy, 75 (try again later); a file proven not to be an intact seal,
-/// or a recording that failed, 1; anything else (a usage error, keys, an archive that cannot
-/// be used, an unreadable index), 2. The first error in the chain of causes that knows decides.
-pub fn exit_code(err: &(dyn Error + 'static)) -> u8 {
-    let mut next = Some(err);
-    while let Some(e) = next {
-        // (Errors that wrap another transparently pass on its causes, not itself: look inside.)
-        let archive = e.downcast_ref::<crate::archive::PushError>().or(
-            match e.downcast_ref::<crate::query::QueryError>() {
-                Some(crate::query::QueryError::Archive(e)) => Some(e),
-                _ => None,
-            },
-        );
-        if let Some(e) = archive {
-            return if e.is_temporary() {
-                crate::archive::EXIT_TEMPORARY
-            } else {
-                EXIT_ERROR
-            };
-        }
-        if let Some(e) = crate::verify::verify_error(e) {
-            return e.exit_code();
-        }
-        if let Some(crate::capture::CaptureError::Record(_) | crate::capture::CaptureError::Io(_)) =
-            e.downcast_ref::<crate::capture::CaptureError>()
-        {
-            return EXIT_FAILED;
-        }
-        next = e.source();
-    }
-    EXIT_ERROR
-}
-
 /// An error and its causes, joined as `error: cause: cause`.
 pub fn error_chain(err: &dyn Error) -> String {
     let mut text = err.to_string();

@@ -181,6 +181,8 @@ pub enum Verify<'a> {
         #[serde(skip_serializing_if = "Option::is_none")]
         trusted: Option<bool>,
     },
+    /// `--bundle`: the court bundle written, and how many evidence files it holds.
+    Bundle { path: WirePath, files: usize },
     /// Something to look at that proves nothing bad: a record anchored long after sealing.
     Warning {
         message: String,

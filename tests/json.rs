@@ -221,6 +221,12 @@ fn every_tool_writes_the_json_lines_docs_json_md_lists() {
             .arg(t.join("sealed/d.sealed.bin")),
     );
     record("callrec-verify", &out.stdout);
+    let out = run_ok(
+        t.cmd("callrec-verify")
+            .args(["--json", "--pubkey", "keys/seal.pub", "--bundle", "court"])
+            .arg(t.join("sealed/d.sealed.bin")),
+    );
+    record("callrec-verify", &out.stdout);
 
     // push: archived, already archived, an error.
     let (_, stdout, _) = run(t.cmd("callrec-push").args([

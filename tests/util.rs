@@ -199,6 +199,10 @@ pub enum VerifyLine {
         message: String,
         paths: Vec<String>,
     },
+    Bundle {
+        path: String,
+        files: usize,
+    },
     History {
         record_id: String,
         versions: Vec<HistoryVersion>,

@@ -428,11 +428,10 @@ fn bundle(
                 eprintln!("{PROG}: warning: {warning}");
             }
             if args.json {
-                stdout.write(&wire::json_line(&serde_json::json!({
-                    "type": "bundle",
-                    "path": wire::WirePath::from(made.path.as_path()),
-                    "files": made.files,
-                })));
+                stdout.write(&wire::json_line(&wire::Verify::Bundle {
+                    path: made.path.as_path().into(),
+                    files: made.files,
+                }));
                 stdout.write(&summary(made.files, 0, 0, 0, made.anchored));
             } else {
                 stdout.write(&cli::path_line(&made.path, args.null));

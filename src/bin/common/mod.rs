@@ -15,7 +15,7 @@ use std::io::{self, Write};
 use std::process::ExitCode;
 use std::sync::Mutex;
 
-use callrec::cli::{self, EXIT_ERROR, EXIT_OK};
+use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 
 /// Standard output, shared by the threads of one run.
 pub struct Stdout {
@@ -101,7 +101,7 @@ pub fn main(prog: &str, run: impl FnOnce(&Stdout) -> anyhow::Result<u8>) -> Exit
         Err(err) if broken_pipe(err.as_ref()) => EXIT_OK,
         Err(err) => {
             eprintln!("{prog}: error: {}", cli::error_chain(err.as_ref()));
-            cli::exit_code(err.as_ref())
+            exit_code(err.as_ref())
         }
     };
     match stdout.finish() {
@@ -111,4 +111,39 @@ pub fn main(prog: &str, run: impl FnOnce(&Stdout) -> anyhow::Result<u8>) -> Exit
         }
         None => ExitCode::from(code),
     }
+}
+
+/// The exit code of an error that ended a whole run, the one policy of every tool: the
+/// archive unreachable or busy, 75 (try again later); a file proven not to be an intact seal,
+/// or a recording that failed, 1; anything else (a usage error, keys, an archive that cannot
+/// be used, an unreadable index), 2. The first error in the chain of causes that knows decides.
+fn exit_code(err: &(dyn Error + 'static)) -> u8 {
+    let mut next = Some(err);
+    while let Some(e) = next {
+        // (Errors that wrap another transparently pass on its causes, not itself: look inside.)
+        let archive = e.downcast_ref::<callrec::archive::PushError>().or(
+            match e.downcast_ref::<callrec::query::QueryError>() {
+                Some(callrec::query::QueryError::Archive(e)) => Some(e),
+                _ => None,
+            },
+        );
+        if let Some(e) = archive {
+            return if e.is_temporary() {
+                callrec::archive::EXIT_TEMPORARY
+            } else {
+                EXIT_ERROR
+            };
+        }
+        if let Some(e) = callrec::verify::verify_error(e) {
+            return e.exit_code();
+        }
+        if let Some(
+            callrec::capture::CaptureError::Record(_) | callrec::capture::CaptureError::Io(_),
+        ) = e.downcast_ref::<callrec::capture::CaptureError>()
+        {
+            return EXIT_FAILED;
+        }
+        next = e.source();
+    }
+    EXIT_ERROR
 }
