@@ -41,7 +41,7 @@ _callrec__seal() {
 
     case "${cmd}" in
         callrec__seal)
-            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --tsa --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen anchor help"
+            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --tsa --timestamp --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen anchor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -77,6 +77,10 @@ _callrec__seal() {
                     ;;
                 --tsa)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --timestamp)
+                    COMPREPLY=($(compgen -W "run each" -- "${cur}"))
                     return 0
                     ;;
                 --jobs)

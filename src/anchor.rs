@@ -372,7 +372,8 @@ fn ask_all(urls: &[String], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError
 }
 
 /// The trusted anchor covering a record, if any: among the trusted anchors of its key whose
-/// head is at or after it, the one stamped first.
+/// head is at or after it, the one stamped first (of those stamped in the same second, the one
+/// nearest the record).
 pub fn covering<'a>(
     anchors: impl IntoIterator<Item = &'a VerifiedAnchor>,
     key_id: &str,
@@ -381,7 +382,7 @@ pub fn covering<'a>(
     anchors
         .into_iter()
         .filter(|a| a.stamp.trusted && a.anchor.key_id == key_id && a.anchor.sequence >= sequence)
-        .min_by_key(|a| a.stamp.time)
+        .min_by_key(|a| (a.stamp.time, a.anchor.sequence))
 }
 
 /// A record anchored more than this after it was sealed draws a warning.

@@ -117,6 +117,15 @@ pub enum CipherArg {
     Table,
 }
 
+/// When `callrec-seal --tsa` time-stamps the chain head.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum TimestampArg {
+    /// Once, at the end of the run, over the head after it (default)
+    Run,
+    /// After each record sealed, over the head that record made
+    Each,
+}
+
 /// Seal call recordings into tamper-evident, signed evidence files.
 ///
 /// Each INPUT is a media file or its sidecar (MEDIA.callrec.json); a directory is walked
@@ -160,8 +169,13 @@ pub struct SealArgs {
     /// At the end of the run, time-stamp the key's chain head with this RFC 3161 TSA (one
     /// round trip per run, at most 10 s); repeatable, each TSA gives its own anchor
     /// [env: CALLREC_TSA, URLs separated by spaces]
-    #[arg(long = "tsa", value_name = "URL")]
+    #[arg(long = "tsa", value_name = "URL", help_heading = "Anchors")]
     pub tsa: Vec<String>,
+
+    /// When to time-stamp with --tsa: once per run, or after each record sealed (one round
+    /// trip each, for high-value calls)
+    #[arg(long, value_enum, value_name = "WHEN", default_value_t = TimestampArg::Run, help_heading = "Anchors")]
+    pub timestamp: TimestampArg,
 
     /// Remove each input (media and sidecar) once its sealed file has passed a full verification
     #[arg(long)]

@@ -351,3 +351,52 @@ fn explain_checks_an_anchor_with_openssl_and_minisign() {
     let (code, ..) = check(stranger.ca_pem());
     assert_ne!(code, 0);
 }
+
+#[test]
+fn timestamp_each_anchors_every_record_as_it_is_sealed() {
+    let t = TestDir::new();
+    let tsa = Tsa::start_with(tsa::Alg::EcP256);
+    let files = setup(&t, 3);
+    let (code, stdout, stderr) = run(t
+        .cmd("callrec-seal")
+        .args([
+            "-k",
+            "keys",
+            "-o",
+            "out",
+            "-j",
+            "1",
+            "--json",
+            "--timestamp",
+            "each",
+        ])
+        .args(["--tsa", &tsa.url()])
+        .args(&files));
+    assert_eq!(code, 0, "{stderr}");
+    let lines = parse_seal_json(&stdout);
+    let mut sequences: Vec<u64> = lines
+        .iter()
+        .filter_map(|l| match l {
+            SealLine::Anchored { sequence, .. } => Some(*sequence),
+            _ => None,
+        })
+        .collect();
+    sequences.sort();
+    assert_eq!(sequences, [1, 2, 3], "{lines:?}");
+    assert_eq!(tsa.requests(), 3, "one per record, none more at the end");
+    let out = t.join("out");
+    let (code, lines) = verify(&t, Some(tsa.ca_pem()), &[&out]);
+    assert_eq!(code, 0);
+    // Each record's own anchor is the first to cover it.
+    for line in &lines {
+        if let VerifyLine::Verdict {
+            sequence: Some(n),
+            anchor: Some(anchor),
+            ..
+        } = line
+        {
+            assert!(anchor.contains(&format!(".{n}.")), "{n}: {anchor}");
+        }
+    }
+    assert_eq!(anchored_records(&lines), 3);
+}

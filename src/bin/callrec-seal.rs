@@ -1,7 +1,7 @@
 //! callrec-seal: seal recordings into tamper-evident evidence files. See `callrec-seal --help`.
 
 use std::io::{self, IsTerminal};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -11,7 +11,7 @@ use rayon::prelude::*;
 
 use callrec::anchor::{self, Anchoring, Outcome};
 use callrec::archive::EXIT_TEMPORARY;
-use callrec::args::{AnchorArgs, CipherArg, SealArgs, SealCommand};
+use callrec::args::{AnchorArgs, CipherArg, SealArgs, SealCommand, TimestampArg};
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey};
@@ -100,11 +100,33 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     } else {
         indicatif::ProgressBar::hidden()
     };
-    let (sealed, already, failed) = (
+    let (sealed, already, failed, anchored) = (
+        AtomicUsize::new(0),
         AtomicUsize::new(0),
         AtomicUsize::new(0),
         AtomicUsize::new(0),
     );
+    // Time stamps: every TSA at once, over the head. A TSA that does not answer leaves the head
+    // for the next run (or `callrec-seal anchor`) to anchor; sealing never waits for long.
+    let tsas = callrec::places::tsa_urls(&args.tsa);
+    let anchor_head = |dir: &Path| {
+        if tsas.is_empty() {
+            return;
+        }
+        match anchor::anchor_head(&key_dir, &tsas, dir, false) {
+            Ok(anchoring) => {
+                let n =
+                    progress.suspend(|| report_anchoring(stdout, &anchoring, args.json, args.null));
+                anchored.fetch_add(n, Ordering::Relaxed);
+            }
+            Err(anchor::AnchorError::NoHead) => {}
+            Err(e) => eprintln!(
+                "{PROG}: warning: the chain head is not anchored: {}",
+                cli::error_chain(&e)
+            ),
+        }
+    };
+    let each = args.timestamp == TimestampArg::Each;
     pool.install(|| {
         inputs.par_iter().for_each(|input| {
             let result = seal::seal(input, &key, &options);
@@ -114,30 +136,22 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                 Err(_) => failed.fetch_add(1, Ordering::Relaxed),
             };
             progress.suspend(|| report(stdout, input, &result, &args));
+            if let (true, Ok(outcome @ SealOutcome::Sealed { .. })) = (each, &result) {
+                anchor_head(callrec::fsutil::parent_dir(outcome.sealed_path()));
+            }
             progress.inc(1);
         })
     });
     progress.finish_and_clear();
-    let (sealed, already, failed) = (
+    // Once per run (with `--timestamp each`, only if the run's last anchor did not cover the
+    // head, say when a TSA was down).
+    anchor_head(dirs.first().map_or(Path::new("."), PathBuf::as_path));
+    let (sealed, already, failed, anchored) = (
         sealed.into_inner(),
         already.into_inner(),
         failed.into_inner(),
+        anchored.into_inner(),
     );
-    // One time stamp for the run: the head after it, with every TSA at once. A TSA that does
-    // not answer leaves the head for the next run (or `callrec-seal anchor`) to anchor.
-    let mut anchored = 0;
-    let tsas = callrec::places::tsa_urls(&args.tsa);
-    if !tsas.is_empty() {
-        let dir = dirs.first().cloned().unwrap_or_else(|| PathBuf::from("."));
-        match anchor::anchor_head(&key_dir, &tsas, &dir, false) {
-            Ok(anchoring) => anchored = report_anchoring(stdout, &anchoring, args.json, args.null),
-            Err(anchor::AnchorError::NoHead) => {}
-            Err(e) => eprintln!(
-                "{PROG}: warning: the chain head is not anchored: {}",
-                cli::error_chain(&e)
-            ),
-        }
-    }
     if args.json {
         stdout.write(&wire::json_line(&wire::Seal::Summary {
             sealed,
