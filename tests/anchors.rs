@@ -400,3 +400,36 @@ fn timestamp_each_anchors_every_record_as_it_is_sealed() {
     }
     assert_eq!(anchored_records(&lines), 3);
 }
+
+#[test]
+fn a_record_sealed_after_an_anchor_of_its_chain_fails() {
+    let t = TestDir::new();
+    let tsa = Tsa::start_with(tsa::Alg::EcP256);
+    let files = setup(&t, 2);
+    // The sealing PC's clock two days fast for the first record (libfaketime), right for the
+    // second, which is anchored now: the first claims a time after the TSA saw its chain.
+    let seal = t.cmd("callrec-seal");
+    let mut fast = std::process::Command::new("faketime");
+    fast.arg("+2 days")
+        .arg(seal.get_program())
+        .current_dir(t.path())
+        .env("HOME", t.path())
+        .args(["-k", "keys", "-o", "out"])
+        .arg(&files[0]);
+    run_ok(&mut fast);
+    let (code, ..) = seal_with(&t, &tsa.url(), &files[1..]);
+    assert_eq!(code, 0);
+    let out = t.join("out");
+    let (code, lines) = verify(&t, Some(tsa.ca_pem()), &[&out]);
+    assert_eq!(code, 1, "{lines:?}");
+    assert!(
+        lines.iter().any(|l| matches!(
+            l,
+            VerifyLine::Chain { status, paths, .. } if status == "time" && paths[0].ends_with("call-1.sealed.wav")
+        )),
+        "{lines:?}"
+    );
+    // Without a trusted TSA the anchor's time proves nothing, and nothing fails.
+    let (code, _) = verify(&t, None, &[&out]);
+    assert_eq!(code, 0);
+}
