@@ -164,7 +164,7 @@ pub fn apply(
     Ok(())
 }
 
-/// The terminal's identity: host name, machine id and OS user.
+/// The terminal's identity: host name, machine id and the OS user the process runs as.
 pub fn terminal_identity() -> Terminal {
     let read = |path: &str| {
         fs::read_to_string(path)
@@ -174,9 +174,28 @@ pub fn terminal_identity() -> Terminal {
     Terminal {
         host_name: read("/proc/sys/kernel/hostname"),
         machine_id: read("/etc/machine-id"),
-        user: std::env::var("USER")
-            .or_else(|_| std::env::var("LOGNAME"))
-            .unwrap_or_default(),
+        user: process_user(),
+    }
+}
+
+/// The name of the user this process runs as (its real uid, from the password database), or
+/// the uid in decimal if it has no name. Not `$USER`: cron leaves it empty, and anyone can set
+/// it to another name.
+pub fn process_user() -> String {
+    // SAFETY: getuid cannot fail; getpwuid_r writes only into `pwd` and `buf`, which outlive
+    // the call, and `pw_name` points into `buf` when `result` is non-null.
+    unsafe {
+        let uid = libc::getuid();
+        let mut pwd: libc::passwd = std::mem::zeroed();
+        let mut buf = vec![0 as libc::c_char; 4096];
+        let mut result: *mut libc::passwd = std::ptr::null_mut();
+        let rc = libc::getpwuid_r(uid, &mut pwd, buf.as_mut_ptr(), buf.len(), &mut result);
+        if rc == 0 && !result.is_null() && !pwd.pw_name.is_null() {
+            return std::ffi::CStr::from_ptr(pwd.pw_name)
+                .to_string_lossy()
+                .into_owned();
+        }
+        uid.to_string()
     }
 }
 
@@ -629,5 +648,18 @@ pub fn current(record: &Record, name: &str) -> String {
         "flag" => record.collection_flag.clone(),
         "phone" => record.phone.number.clone(),
         _ => String::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_user_is_the_process_uid_not_the_environment() {
+        let expected = std::process::Command::new("id")
+            .arg("-un")
+            .output()
+            .unwrap();
+        let expected = String::from_utf8(expected.stdout).unwrap();
+        assert_eq!(super::process_user(), expected.trim());
     }
 }
