@@ -10,6 +10,7 @@ mod contract;
 mod docs;
 mod examples;
 mod faults;
+mod hostile_anchors;
 mod interop;
 mod json;
 mod parsers;
