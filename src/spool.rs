@@ -1,9 +1,11 @@
 //! Pushing spools to the archive: the protocol between `callrec-push` and the directories it
 //! empties. One push per spool at a time (`.callrec-push.lock`); a spool gives up its sealed
-//! files only ([`cli::Walk::Sealed`], never `sent/`); each record is archived and read back
-//! ([`Archive::push`]), its receipt journaled, and only then moved to `SPOOL/sent/` (or
-//! removed), the moves made durable once per directory. A failure the archive will not get
-//! over by itself (unreachable: 75; unusable: 2) stops the run and leaves the rest in place.
+//! files and anchor files only ([`cli::Walk::Evidence`], never `sent/`); each is archived and
+//! read back ([`Archive::push`]), its receipt journaled, and only then moved to `SPOOL/sent/`
+//! ([`move_to_sent`]) or removed, the moves made durable once per directory. The records go
+//! first, then the anchors, so an anchor reaches the archive after the records of its spool
+//! that it covers. A failure the archive will not get over by itself (unreachable: 75;
+//! unusable: 2) stops the run and leaves the rest in place.
 
 use std::collections::BTreeSet;
 use std::fs::{File, OpenOptions};
@@ -14,6 +16,7 @@ use std::sync::Mutex;
 
 use rayon::prelude::*;
 
+use crate::anchor;
 use crate::archive::{self, Archive, Archived, Journal, PushError, Receipt, Retention, Target};
 use crate::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use crate::fsutil::{self, PathContext, PathError};
@@ -40,13 +43,13 @@ pub struct PushOptions {
     pub journal: PathBuf,
 }
 
-/// What a push run did.
+/// What a push run did, counting sealed files and anchor files alike.
 #[derive(Debug, Default)]
 pub struct PushSummary {
     pub uploaded: usize,
     pub already_archived: usize,
     pub failed: usize,
-    /// Records left in place because the run stopped.
+    /// Files left in place because the run stopped.
     pub not_tried: usize,
     /// Why the run stopped: [`archive::EXIT_TEMPORARY`] (unreachable) or [`EXIT_ERROR`]
     /// (the archive cannot be used); [`EXIT_OK`] if it did not.
@@ -73,8 +76,9 @@ pub enum PushRun {
     Done(PushSummary),
 }
 
-/// Push every sealed file in `inputs` (files, or spool directories). `each` hears of every
-/// record as it is done or fails, from the worker threads.
+/// Push every sealed file and anchor file in `inputs` (files, or spool directories): the
+/// records first, then the anchors. `each` hears of every file as it is done or fails, from
+/// the worker threads.
 pub fn push(
     inputs: &[PathBuf],
     opts: &PushOptions,
@@ -112,38 +116,45 @@ pub fn push(
         .num_threads(2 * opts.jobs.max(1))
         .build()
         .map_err(|e| PushError::Setup(e.to_string()))?;
+    // Records first, then anchors: an anchor archived before a record it covers would let the
+    // archive claim a chain it does not hold yet, were the run to stop in between.
+    let (anchors, records): (Vec<_>, Vec<_>) = files
+        .iter()
+        .partition(|(file, _)| anchor::is_anchor_name(file));
     pool.install(|| {
-        files.par_iter().for_each(|(file, spool)| {
-            if stop.load(Ordering::Relaxed) != EXIT_OK {
-                return; // the archive is down or unusable: leave the rest for the next run
-            }
-            tried.fetch_add(1, Ordering::Relaxed);
-            let result = push_one(&archive, &journal, file, spool.as_deref(), opts, &dirs);
-            match &result {
-                Ok(receipt) if receipt.status == Archived::Uploaded => {
-                    uploaded.fetch_add(1, Ordering::Relaxed);
+        for phase in [records, anchors] {
+            phase.par_iter().for_each(|(file, spool)| {
+                if stop.load(Ordering::Relaxed) != EXIT_OK {
+                    return; // the archive is down or unusable: leave the rest for the next run
                 }
-                Ok(_) => {
-                    already.fetch_add(1, Ordering::Relaxed);
+                tried.fetch_add(1, Ordering::Relaxed);
+                let result = push_one(&archive, &journal, file, spool.as_deref(), opts, &dirs);
+                match &result {
+                    Ok(receipt) if receipt.status == Archived::Uploaded => {
+                        uploaded.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Ok(_) => {
+                        already.fetch_add(1, Ordering::Relaxed);
+                    }
+                    Err(e) => match e.exit_code() {
+                        EXIT_FAILED => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                        // Unusable wins over unreachable: retrying cannot help it.
+                        archive::EXIT_TEMPORARY => {
+                            let _ = stop.compare_exchange(
+                                EXIT_OK,
+                                archive::EXIT_TEMPORARY,
+                                Ordering::Relaxed,
+                                Ordering::Relaxed,
+                            );
+                        }
+                        _ => stop.store(EXIT_ERROR, Ordering::Relaxed),
+                    },
                 }
-                Err(e) => match e.exit_code() {
-                    EXIT_FAILED => {
-                        failed.fetch_add(1, Ordering::Relaxed);
-                    }
-                    // Unusable wins over unreachable: retrying cannot help it.
-                    archive::EXIT_TEMPORARY => {
-                        let _ = stop.compare_exchange(
-                            EXIT_OK,
-                            archive::EXIT_TEMPORARY,
-                            Ordering::Relaxed,
-                            Ordering::Relaxed,
-                        );
-                    }
-                    _ => stop.store(EXIT_ERROR, Ordering::Relaxed),
-                },
-            }
-            each(file, &result);
-        })
+                each(file, &result);
+            })
+        }
     });
     // Moves and removals are made durable once per directory, not once per record.
     let unsynced = dirs
@@ -184,7 +195,7 @@ fn push_one(
         std::fs::remove_file(file).at("cannot remove", file)?;
         Some(file.to_path_buf())
     } else if let Some(spool) = spool {
-        Some(archive::move_to_sent(spool, file)?)
+        Some(move_to_sent(spool, file)?)
     } else {
         None
     };
@@ -207,9 +218,27 @@ fn lock(spool: &Path) -> Result<Option<File>, PathError> {
     Ok(lock.try_lock().is_ok().then_some(lock))
 }
 
+/// Move a pushed file from its spool into the spool's `sent/` directory (same relative path).
+///
+/// The move is not synced: a move lost in a crash leaves the file in the spool, and the next
+/// push finds it already archived and moves it again. Sync the directories once at the end
+/// ([`fsutil::sync_dir`]) to make the moves of a run durable.
+pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
+    let relative = file
+        .strip_prefix(spool)
+        .unwrap_or(file.file_name().map(Path::new).unwrap_or(file));
+    let dest = spool.join("sent").join(relative);
+    if let Some(dir) = dest.parent() {
+        std::fs::create_dir_all(dir).at("cannot create", dir)?;
+    }
+    std::fs::rename(file, &dest).at("cannot move", file)?;
+    Ok(dest)
+}
+
 /// The files to push, each with the spool it came from (if any): below a spool directory the
-/// sealed files a walk takes ([`cli::walk_takes`]: no sidecar, media, lock, temporary or
-/// staging file), outside its `sent/` and hidden directories; files named directly, as given.
+/// sealed files and anchor files a walk takes ([`cli::walk_takes`] with [`cli::Walk::Evidence`]:
+/// no sidecar, media, lock, temporary or staging file), outside its `sent/` and hidden
+/// directories; files named directly, as given.
 fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, Option<PathBuf>)>, PathError> {
     let mut files = Vec::new();
     for input in inputs {
@@ -230,7 +259,7 @@ fn collect(inputs: &[PathBuf]) -> Result<Vec<(PathBuf, Option<PathBuf>)>, PathEr
                 path: input.clone(),
                 source: e.into(),
             })?;
-            if entry.file_type().is_file() && cli::walk_takes(cli::Walk::Sealed, entry.path()) {
+            if entry.file_type().is_file() && cli::walk_takes(cli::Walk::Evidence, entry.path()) {
                 files.push((entry.into_path(), Some(input.clone())));
             }
         }

@@ -3,6 +3,7 @@
 //! the real ones, installed by `.ci/run`.
 
 mod anchors;
+mod anchors_archive;
 mod annotate;
 mod bundle;
 mod capture;

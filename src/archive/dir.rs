@@ -9,8 +9,10 @@
 //! it serve a file from elsewhere.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
+use crate::cli::Walk;
 use crate::fsutil::{self, PathContext, PathError};
 
 use super::{is_safe_key, Archive, Object, PushError, Skipped, Target};
@@ -38,10 +40,11 @@ impl Archive {
     }
 }
 
-/// Write a new file `dest` of a directory archive from `src`, returning its SHA-256: through a
-/// temporary file in its directory, locked while it is written (so a later push can tell it
-/// from one a killed push left), fsynced, then linked to `dest` only if `dest` is free.
-pub(super) fn write_new(src: &File, dest: &Path, key: &str) -> Result<String, PushError> {
+/// Write a new file `dest` of a directory archive from `src` (a file, or bytes in memory),
+/// returning its SHA-256: through a temporary file in its directory, locked while it is written
+/// (so a later push can tell it from one a killed push left), fsynced, then linked to `dest`
+/// only if `dest` is free.
+pub(super) fn write_new(src: impl Read, dest: &Path, key: &str) -> Result<String, PushError> {
     let dir = fsutil::parent_dir(dest);
     std::fs::create_dir_all(dir).at("cannot create", dir)?;
     let mut temp = fsutil::temp_in(dir).at("cannot create a file in", dir)?;
@@ -138,7 +141,8 @@ pub fn open_archived(root: &Path, key: &str) -> Result<File, PushError> {
     Ok(file)
 }
 
-/// The sealed records of a directory archive (names as [`crate::cli::is_sealed_name`]), listed
+/// The sealed records and anchors of a directory archive (names as a [`Walk::Evidence`] takes
+/// them: [`crate::cli::is_sealed_name`], [`crate::anchor::is_anchor_name`]), listed
 /// without following symbolic links and sorted by key. Working files (hidden names, `*.part`,
 /// `KEY#N` staging files) and hidden directories are passed over; an entry that cannot be a
 /// record (a link, a name that is not a safe key, not a regular file, unreadable) is skipped
@@ -163,10 +167,7 @@ pub(super) fn list_dir(root: &Path) -> (Vec<Object>, Vec<Skipped>) {
             }
         };
         let path = entry.path();
-        if entry.file_type().is_dir()
-            || crate::cli::is_working_file(path)
-            || !crate::cli::is_sealed_name(path)
-        {
+        if entry.file_type().is_dir() || !crate::cli::walk_takes(Walk::Evidence, path) {
             continue;
         }
         let skip = |reason: &str| Skipped {

@@ -1,6 +1,6 @@
 //! The server archive: a directory (or mounted share) or S3-compatible object storage, through
-//! one interface (`object_store`), so both behave alike. Records are pushed to it and read
-//! back from it (listed, ranged reads of their seals, fetched whole).
+//! one interface (`object_store`), so both behave alike. Records and their anchors are pushed
+//! to it and read back from it (listed, ranged reads of their seals, fetched whole).
 //!
 //! This file holds the open [`Archive`]; its parts live beside it, each an `impl Archive` of
 //! its own concern:
@@ -8,7 +8,9 @@
 //! - `error.rs`: why a push or a read failed, classed by what the store answered
 //!   ([`PushError`]);
 //! - `read.rs`: reading an archive back: listing, ranged reads, fetching whole;
-//! - `push.rs`: pushing one sealed file: uploaded at most once, read back, a [`Receipt`];
+//! - `push.rs`: pushing one sealed file or anchor: uploaded at most once, read back, a
+//!   [`Receipt`];
+//! - `anchors.rs`: anchor files in the archive: their checks ([`check_anchor`]) and keys;
 //! - `dir.rs`: a directory archive, written by callrec itself and made durable, and read
 //!   without following symbolic links;
 //! - `s3.rs`: object storage: both clients from one configuration, and S3 Object Lock;
@@ -22,6 +24,7 @@ use object_store::ObjectStore;
 
 use crate::fsutil::{self, PathContext};
 
+mod anchors;
 mod dir;
 mod error;
 mod journal;
@@ -30,10 +33,11 @@ mod read;
 mod s3;
 mod target;
 
+pub use anchors::{check_anchor, CheckedAnchor};
 pub use dir::open_archived;
 pub use error::{PushError, EXIT_TEMPORARY};
 pub use journal::Journal;
-pub use push::{move_to_sent, Archived, Receipt};
+pub use push::{Archived, ObjectKind, Receipt};
 pub use read::Skipped;
 pub use s3::{LockMode, Retention, RetentionKept};
 pub use target::{Object, Target};

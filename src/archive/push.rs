@@ -1,15 +1,16 @@
-//! Pushing one sealed file. It is checked first (fully with trusted keys, else the quick checks
-//! and manifest), and the bytes checked are the bytes sent. A key is uploaded at most once a
-//! run and never over what the archive listed: an existing key is never overwritten; if it
-//! holds the same seal the record is already archived, otherwise it is a conflict and nothing
-//! changes. After an upload the object's seal is read back (a ranged read of its manifest,
-//! signature and footer; all of it with full verification), a directory archive's file made
-//! durable and any Object Lock set and read back, before the record counts as done.
+//! Pushing one sealed file or anchor file. It is checked first (a sealed file fully with trusted
+//! keys, else the quick checks and manifest; an anchor with [`check_anchor`]), and the bytes
+//! checked are the bytes sent. A key is uploaded at most once a run and never over what the
+//! archive listed: an existing key is never overwritten; if it holds the same seal (or the same
+//! anchor) the file is already archived, otherwise it is a conflict and nothing changes. After
+//! an upload the object is read back (a sealed file's manifest, signature and footer in one
+//! ranged read, all of it with full verification; an anchor whole), a directory archive's file
+//! made durable and any Object Lock set and read back, before the file counts as done.
 
 use std::collections::HashSet;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use chrono::Utc;
@@ -17,11 +18,14 @@ use object_store::{PutMode, PutOptions, PutPayload};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
+use crate::anchor;
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
-use crate::verify::{self, SealedFile};
+use crate::tsp::TsaTrust;
+use crate::verify::{self, Check, SealedFile, VerifyError};
 
+use super::anchors::check_anchor;
 use super::dir::{remove_leftovers, write_new};
 use super::s3::RetentionKept;
 use super::{Archive, PushError, Target};
@@ -36,14 +40,27 @@ pub enum Archived {
     AlreadyArchived,
 }
 
-/// The proof that a record was handed over, appended to the journal.
+/// What an archived object is.
+#[derive(Debug, Clone, Copy, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectKind {
+    /// A sealed file.
+    Record,
+    /// An anchor file: a TSA's token over a key's chain head (docs/FORMAT.md section 11).
+    Anchor,
+}
+
+/// The proof that a record (or an anchor) was handed over, appended to the journal.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Receipt {
     pub key: String,
+    pub kind: ObjectKind,
+    /// The record's id; for an anchor, the id of the head it anchors.
     pub record_id: String,
     pub size: u64,
-    /// SHA-256 of the whole sealed file as archived.
+    /// SHA-256 of the whole file as archived.
     pub sha256: String,
+    /// The record's manifest hash; for an anchor, its head's (the hash the TSA stamped).
     pub manifest_sha256: String,
     pub etag: Option<String>,
     pub version: Option<String>,
@@ -103,16 +120,20 @@ impl Archive {
         Ok(keys.contains(key))
     }
 
-    /// Push one sealed file: upload unless the same seal is archived already, then read it back.
-    /// With `trusted` keys the file is fully verified first; otherwise the quick checks guard
-    /// against pushing something that is not a seal at all. Only a regular file is read (a
-    /// named pipe is refused, not waited on), and the bytes checked are the bytes sent.
+    /// Push one sealed file, or an anchor file (named `*.anchor`, see [`Archive::push_anchor`]):
+    /// upload unless the same seal is archived already, then read it back. With `trusted` keys
+    /// the file is fully verified first; otherwise the quick checks guard against pushing
+    /// something that is not a seal at all. Only a regular file is read (a named pipe is
+    /// refused, not waited on), and the bytes checked are the bytes sent.
     pub fn push(
         &self,
         path: &Path,
         trusted: Option<&TrustedKeys>,
         verify_full: bool,
     ) -> Result<Receipt, PushError> {
+        if anchor::is_anchor_name(path) {
+            return self.push_anchor(path, trusted, verify_full);
+        }
         let file = fsutil::open_regular(path).at("cannot open", path)?;
         let size = file.metadata().at("cannot read", path)?.len();
         let source = file.try_clone().at("cannot open", path)?;
@@ -133,25 +154,71 @@ impl Archive {
             file: &file,
             size,
             tail: &tail,
+            whole: false,
         };
-        self.runtime
-            .block_on(self.push_async(&local, &manifest, manifest_sha256, verify_full))
-    }
-
-    /// Push a checked sealed file.
-    async fn push_async(
-        &self,
-        local: &Local<'_>,
-        manifest: &Manifest,
-        manifest_sha256: [u8; 32],
-        verify_full: bool,
-    ) -> Result<Receipt, PushError> {
-        let name = local
-            .path
+        let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let key = self.key(manifest, &manifest_sha256, &name);
+        let pushed = Pushed {
+            key: self.key(&manifest, &manifest_sha256, &name),
+            kind: ObjectKind::Record,
+            record_id: manifest.record_id.to_string(),
+            manifest_sha256,
+        };
+        self.runtime
+            .block_on(self.push_async(&local, pushed, verify_full))
+    }
+
+    /// Push one anchor file: read whole (it is small: at most [`anchor::MAX_LEN`] bytes),
+    /// checked ([`check_anchor`]: with `trusted` keys its head's signature too; its token
+    /// without a trusted TSA, which a push is not given), and archived under the key its
+    /// content gives ([`Archive::anchor_key`]), never the one its file name suggests. The bytes
+    /// checked are the bytes sent, and all of them are read back.
+    pub fn push_anchor(
+        &self,
+        path: &Path,
+        trusted: Option<&TrustedKeys>,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
+        let file = fsutil::open_regular(path).at("cannot open", path)?;
+        let mut bytes = Vec::new();
+        (&file)
+            .take(anchor::MAX_LEN + 1)
+            .read_to_end(&mut bytes)
+            .at("cannot read", path)?;
+        if bytes.len() as u64 > anchor::MAX_LEN {
+            return Err(PushError::NotSealed(VerifyError::Failed {
+                check: Check::Anchor,
+                reason: format!("larger than {} bytes", anchor::MAX_LEN),
+            }));
+        }
+        let checked = check_anchor(&bytes, trusted, &TsaTrust::default())?;
+        let local = Local {
+            path,
+            file: &file,
+            size: bytes.len() as u64,
+            tail: &bytes,
+            whole: true,
+        };
+        let pushed = Pushed {
+            key: self.anchor_key(&checked),
+            kind: ObjectKind::Anchor,
+            record_id: checked.head.record_id.to_string(),
+            manifest_sha256: checked.anchor.manifest_sha256,
+        };
+        self.runtime
+            .block_on(self.push_async(&local, pushed, verify_full))
+    }
+
+    /// Push a checked file under its key.
+    async fn push_async(
+        &self,
+        local: &Local<'_>,
+        pushed: Pushed,
+        verify_full: bool,
+    ) -> Result<Receipt, PushError> {
+        let key = pushed.key;
         let location = object_store::path::Path::from(key.as_str());
 
         // A key is uploaded at most once a run, and never over what the archive listed (Garage,
@@ -217,10 +284,11 @@ impl Archive {
         };
         Ok(Receipt {
             key,
-            record_id: manifest.record_id.to_string(),
+            kind: pushed.kind,
+            record_id: pushed.record_id,
             size: local.size,
             sha256,
-            manifest_sha256: hex::encode(manifest_sha256),
+            manifest_sha256: hex::encode(pushed.manifest_sha256),
             etag,
             version,
             status,
@@ -230,7 +298,8 @@ impl Archive {
         })
     }
 
-    /// The object at `location` if it is the local seal: this size, ending with this seal.
+    /// The object at `location` if it is the local file: this size, ending with this seal (an
+    /// anchor: these very bytes, all of them).
     async fn holds(
         &self,
         location: &object_store::path::Path,
@@ -263,12 +332,22 @@ impl Archive {
         let (path, mut file, size) = (local.path, local.file, local.size);
         file.seek(SeekFrom::Start(0)).at("cannot read", path)?;
         if let Some(dest) = self.target.local_path(key)? {
-            return write_new(file, &dest, key).map(|sha256| (sha256, None, None));
+            let written = if local.whole {
+                write_new(local.tail, &dest, key)
+            } else {
+                write_new(file, &dest, key)
+            };
+            return written.map(|sha256| (sha256, None, None));
         }
         let mut hasher = Sha256::new();
         if size <= PART_SIZE as u64 {
-            let mut bytes = Vec::with_capacity(size as usize);
-            file.read_to_end(&mut bytes).at("cannot read", path)?;
+            let bytes = if local.whole {
+                local.tail.to_vec()
+            } else {
+                let mut bytes = Vec::with_capacity(size as usize);
+                file.read_to_end(&mut bytes).at("cannot read", path)?;
+                bytes
+            };
             hasher.update(&bytes);
             let options = PutOptions {
                 mode: PutMode::Create,
@@ -314,38 +393,35 @@ impl Archive {
     }
 }
 
-/// A checked sealed file being pushed: read through the handle it was checked through.
+/// Where a checked file goes, and what its receipt says it is.
+struct Pushed {
+    key: String,
+    kind: ObjectKind,
+    record_id: String,
+    manifest_sha256: [u8; 32],
+}
+
+/// A checked file being pushed: read through the handle it was checked through, or (`whole`)
+/// sent from the very bytes checked.
 struct Local<'a> {
     path: &'a Path,
     file: &'a File,
     size: u64,
-    /// Its manifest, signature and footer.
+    /// A sealed file's manifest, signature and footer; with `whole`, every byte of the file.
     tail: &'a [u8],
+    /// `tail` is the whole file, read and checked in memory: those bytes are sent.
+    whole: bool,
 }
 
 impl Local<'_> {
     /// SHA-256 of the whole file.
     fn sha256(&self) -> Result<String, PathError> {
+        if self.whole {
+            return Ok(hex::encode(Sha256::digest(self.tail)));
+        }
         let mut file = self.file;
         file.seek(SeekFrom::Start(0)).at("cannot read", self.path)?;
         let (sha, _) = fsutil::copy_hashing(file, std::io::sink()).at("cannot read", self.path)?;
         Ok(hex::encode(sha))
     }
-}
-
-/// Move a pushed file from its spool into the spool's `sent/` directory (same relative path).
-///
-/// The move is not synced: a move lost in a crash leaves the file in the spool, and the next
-/// push finds it already archived and moves it again. Sync the directories once at the end
-/// ([`fsutil::sync_dir`]) to make the moves of a run durable.
-pub fn move_to_sent(spool: &Path, file: &Path) -> Result<PathBuf, PathError> {
-    let relative = file
-        .strip_prefix(spool)
-        .unwrap_or(file.file_name().map(Path::new).unwrap_or(file));
-    let dest = spool.join("sent").join(relative);
-    if let Some(dir) = dest.parent() {
-        std::fs::create_dir_all(dir).at("cannot create", dir)?;
-    }
-    std::fs::rename(file, &dest).at("cannot move", file)?;
-    Ok(dest)
 }

@@ -24,7 +24,8 @@ pub struct Skipped {
 
 impl Archive {
     /// Every sealed record's object (named `….sealed` or `….sealed.EXT`, as callrec-push and
-    /// callrec-seal name them; working files passed over), sorted by key, and apart from them
+    /// callrec-seal name them) and every anchor's (`….anchor`, [`Object::is_anchor`]), working
+    /// files passed over, sorted by key, and apart from them
     /// the entries no reader takes ([`Skipped`]): one bad entry does not stop a listing. A
     /// directory archive is walked without following symbolic links; a bucket is listed
     /// through the AWS SDK.
@@ -56,6 +57,58 @@ impl Archive {
             tail_start,
             tail,
         }))
+    }
+
+    /// A small archived object whole (an anchor), refused when it is larger than `max` bytes:
+    /// read in place in a directory archive (without following a symbolic link), in one ranged
+    /// request of its listed size from object storage.
+    pub fn read_small(&self, object: &Object, max: u64) -> Result<Vec<u8>, PushError> {
+        let too_large = || {
+            PushError::NotSealed(crate::verify::VerifyError::Failed {
+                check: crate::verify::Check::Anchor,
+                reason: format!("larger than {max} bytes"),
+            })
+        };
+        if object.size > max {
+            return Err(too_large());
+        }
+        let bytes = match &self.target {
+            Target::Dir(root) => {
+                let file = open_archived(root, &object.key)?;
+                let mut bytes = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::Read::take(file, max + 1), &mut bytes)
+                    .map_err(|e| {
+                        PushError::Io(crate::fsutil::PathError {
+                            action: "cannot read",
+                            path: root.join(&object.key),
+                            source: e,
+                        })
+                    })?;
+                bytes
+            }
+            Target::S3 { .. } => {
+                if !is_safe_key(&object.key) {
+                    return Err(PushError::Setup(format!(
+                        "unsafe archive key {:?}",
+                        object.key
+                    )));
+                }
+                if object.size == 0 {
+                    return Ok(Vec::new());
+                }
+                // The size listed, which is at most `max`: an object grown since is not read
+                // past it (and what was read is not the whole of it, which its checks find).
+                let location = object_store::path::Path::from(object.key.as_str());
+                self.runtime
+                    .block_on(self.store.get_range(&location, 0..object.size))
+                    .map_err(|e| self.fail(e))?
+                    .to_vec()
+            }
+        };
+        if bytes.len() as u64 > max {
+            return Err(too_large());
+        }
+        Ok(bytes)
     }
 
     /// Copy an archived object into `out` (which should be a new temporary file).

@@ -52,8 +52,8 @@ pub struct RetentionKept {
 }
 
 impl Archive {
-    /// Every sealed record's object in the bucket under the prefix, sorted by key, and apart
-    /// the keys of sealed names that are not safe archive keys ([`is_safe_key`]: a `.` or `..`
+    /// Every sealed record's and anchor's object in the bucket under the prefix, sorted by key,
+    /// and apart the keys of such names that are not safe archive keys ([`is_safe_key`]: a `.` or `..`
     /// segment, an empty segment, a backslash, a control character, not UTF-8) or that
     /// `object_store`, which reads them back, would name otherwise. The ETag is kept as the
     /// store sends it (quoted), as `object_store` gives it.
@@ -67,7 +67,7 @@ impl Archive {
             let utf8 = key.is_ok();
             let (Ok(key) | Err(key)) = key;
             let path = Path::new(&key);
-            if crate::cli::is_working_file(path) || !crate::cli::is_sealed_name(path) {
+            if !crate::cli::walk_takes(crate::cli::Walk::Evidence, path) {
                 return;
             }
             // A key is read back through `object_store`, which must name the same key.

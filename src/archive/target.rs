@@ -1,7 +1,8 @@
 //! Where records go ([`Target`]: a directory or a bucket and prefix) and what they are called
 //! there.
 //!
-//! Archive keys are `[PREFIX/]YYYY/MM/DD/RECORD-ID.HASH.sealed.EXT`, from the signed manifest
+//! Archive keys are `[PREFIX/]YYYY/MM/DD/RECORD-ID.HASH.sealed.EXT` (an anchor's
+//! `[PREFIX/]YYYY/MM/DD/KEYID.SEQUENCE.T.anchor`, see `anchors.rs`), from the signed manifest
 //! (the sealing date in UTC and the record id, which is restricted to `[A-Za-z0-9_-]`, so no
 //! record can name a key outside its prefix) and `HASH`, the first 16 hex digits of the
 //! manifest's SHA-256. Two different seals of one record (a correction, a record sealed again)
@@ -43,6 +44,13 @@ pub struct Object {
     /// What changes when the object changes: its ETag (or, failing that, its modification
     /// time).
     pub etag: String,
+}
+
+impl Object {
+    /// Whether the object is an anchor file (`….anchor`) rather than a sealed record.
+    pub fn is_anchor(&self) -> bool {
+        crate::anchor::is_anchor_name(std::path::Path::new(&self.key))
+    }
 }
 
 /// Is `key` a safe archive key: relative, `/`-separated, no empty, `.` or `..` segment, no

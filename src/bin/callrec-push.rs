@@ -1,4 +1,4 @@
-//! callrec-push: send sealed records to the archive. See `callrec-push --help`.
+//! callrec-push: send sealed records and their anchors to the archive. See `callrec-push --help`.
 
 use std::io::{self, IsTerminal};
 use std::path::Path;
@@ -28,7 +28,7 @@ fn run(args: PushArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let target: Target = args.to.parse().map_err(anyhow::Error::msg)?;
     let inputs = cli::input_paths(&args.inputs, args.null)?;
     if inputs.is_empty() {
-        bail!("no input: name sealed files or a spool directory, or pipe a list of paths on stdin");
+        bail!("no input: name sealed files, anchor files or a spool directory, or pipe a list of paths on stdin");
     }
     let pubkeys = callrec::places::pubkeys(&args.pubkey);
     let trusted = if pubkeys.is_empty() {

@@ -5,11 +5,11 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::bail;
+use anyhow::{bail, Context};
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
-use callrec::archive::{Archive, Target};
+use callrec::archive::Target;
 use callrec::args::{
     QueryArgs, QueryCommand, QueryGetArgs, QueryIndexArgs, QueryStatsArgs, TableOutput,
 };
@@ -17,8 +17,10 @@ use callrec::cli::{self, escape_control, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::query::{
-    self, Entry, Filter, GetRequest, Got, Index as _, Part, SqliteIndex, StatsQuery, Verdict,
+    self, Entry, Filter, GetRequest, Got, Index as _, IndexOptions, Indexed, Part, SqliteIndex,
+    StatsQuery, Verdict,
 };
+use callrec::tsp::TsaTrust;
 use callrec::vocab::{Kind, Vocabulary};
 use callrec::wire::{self, QuerySummary};
 
@@ -88,6 +90,11 @@ fn index_archives(
     args: &QueryIndexArgs,
     endpoint: Option<&str>,
 ) -> anyhow::Result<u8> {
+    let archives = args
+        .archives
+        .iter()
+        .map(|name| name.parse::<Target>().map_err(anyhow::Error::msg))
+        .collect::<anyhow::Result<Vec<Target>>>()?;
     let pubkeys = callrec::places::pubkeys(&args.pubkey);
     let trusted = if pubkeys.is_empty() {
         None
@@ -99,100 +106,129 @@ fn index_archives(
             bail!("--identity {identity:?} does not exist");
         }
     }
-    let text_keys = query::TextKeys::new(args.identity.as_deref());
-    // Counts over every archive; records that failed a check or entries that could not be
-    // taken make the run exit 1.
-    let (mut archives, mut listed, mut read, mut failed, mut skipped) = (0, 0, 0, 0, 0);
+    let options = IndexOptions {
+        archives,
+        endpoint: endpoint.map(str::to_string),
+        trusted,
+        text_keys: query::TextKeys::new(args.identity.as_deref()),
+        tsa: tsa_trust(&[])?,
+    };
+    let progress = if io::stderr().is_terminal() && !args.json {
+        indicatif::ProgressBar::new(0)
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
     let mut out = io::stdout().lock();
-    for name in &args.archives {
-        let target: Target = name.parse().map_err(anyhow::Error::msg)?;
-        if let Target::Dir(dir) = &target {
-            if !dir.is_dir() {
-                bail!("archive {dir:?} is not a directory");
+    // The first failed write to stdout; the run goes on, and its error is judged at the end.
+    let mut written: io::Result<()> = Ok(());
+    let totals = query::index_archives(
+        index,
+        &options,
+        &|_, done, total| {
+            progress.set_length(total as u64);
+            progress.set_position(done as u64);
+        },
+        &mut |indexed| {
+            progress.finish_and_clear();
+            progress.reset();
+            if written.is_ok() {
+                written = report_indexed(&mut out, indexed, args.json);
             }
-        }
-        let archive = Archive::open(&target, endpoint, 4, None)?;
-        let progress = if io::stderr().is_terminal() && !args.json {
-            indicatif::ProgressBar::new(0)
-        } else {
-            indicatif::ProgressBar::hidden()
-        };
-        let indexed = query::index_archive(
-            index,
-            &archive,
-            trusted.as_ref(),
-            &text_keys,
-            &|n, total| {
-                progress.set_length(total as u64);
-                progress.set_position(n as u64);
-            },
-        )?;
-        progress.finish_and_clear();
-        let summary = &indexed.summary;
-        archives += 1;
-        listed += summary.listed;
-        read += summary.read;
-        failed += summary.failed;
-        skipped += summary.skipped;
-        if args.json {
-            out.write_all(&wire::json_line(&wire::Query::Indexed { summary }))?;
-            for entry in &indexed.flagged {
-                out.write_all(&wire::json_line(&wire::Query::Flagged {
-                    archive: &entry.archive,
-                    key: &entry.key,
-                    record_id: &entry.record_id,
-                    problem: entry.problem.as_deref(),
-                }))?;
-            }
-            for skipped in &indexed.skipped {
-                out.write_all(&wire::json_line(&wire::Query::Skipped {
-                    archive: &summary.archive,
-                    path: skipped.path.as_path().into(),
-                    reason: &skipped.reason,
-                }))?;
-            }
-        } else {
-            eprintln!(
-                "{PROG}: {}: {} records, {} read, {} unchanged, {} failed a check, {} without text info, {} skipped",
-                escape_control(&summary.archive),
-                summary.listed,
-                summary.read,
-                summary.unchanged,
-                summary.failed,
-                summary.text_unread,
-                summary.skipped,
-            );
-            for entry in &indexed.flagged {
-                eprintln!(
-                    "{PROG}: FLAGGED {}: {}",
-                    escape_control(&entry.key),
-                    escape_control(entry.problem.as_deref().unwrap_or(""))
-                );
-            }
-            for skipped in &indexed.skipped {
-                eprintln!(
-                    "{PROG}: SKIPPED {}: {}",
-                    escape_control(&skipped.path.to_string_lossy()),
-                    escape_control(&skipped.reason)
-                );
-            }
-        }
-    }
+        },
+    )?;
+    written?;
     if args.json {
         out.write_all(&wire::json_line(&wire::Query::Summary(QuerySummary {
-            archives: Some(archives),
-            records: Some(listed),
-            read: Some(read),
-            failed: Some(failed),
-            skipped: Some(skipped),
+            archives: Some(totals.archives),
+            records: Some(totals.listed),
+            read: Some(totals.read),
+            failed: Some(totals.failed + totals.anchors_failed),
+            skipped: Some(totals.skipped),
             ..QuerySummary::default()
         })))?;
     }
-    Ok(if failed + skipped > 0 {
-        EXIT_FAILED
-    } else {
-        EXIT_OK
-    })
+    Ok(totals.exit_code())
+}
+
+/// Report one archive indexed: its counts, its flagged records and anchors and its skipped
+/// entries, as JSON Lines on stdout or as messages on stderr.
+fn report_indexed(out: &mut impl Write, indexed: &Indexed, json: bool) -> io::Result<()> {
+    let summary = &indexed.summary;
+    if json {
+        out.write_all(&wire::json_line(&wire::Query::Indexed { summary }))?;
+        for entry in &indexed.flagged {
+            out.write_all(&wire::json_line(&wire::Query::Flagged {
+                archive: &entry.archive,
+                key: &entry.key,
+                record_id: &entry.record_id,
+                problem: entry.problem.as_deref(),
+            }))?;
+        }
+        for anchor in &indexed.flagged_anchors {
+            out.write_all(&wire::json_line(&wire::Query::Flagged {
+                archive: &anchor.archive,
+                key: &anchor.key,
+                record_id: anchor.record_id.as_deref().unwrap_or(""),
+                problem: anchor.problem.as_deref(),
+            }))?;
+        }
+        for skipped in &indexed.skipped {
+            out.write_all(&wire::json_line(&wire::Query::Skipped {
+                archive: &summary.archive,
+                path: skipped.path.as_path().into(),
+                reason: &skipped.reason,
+            }))?;
+        }
+        return Ok(());
+    }
+    eprintln!(
+        "{PROG}: {}: {} records, {} read, {} unchanged, {} failed a check, {} without text info, {} skipped; {} anchors, {} read, {} failed a check",
+        escape_control(&summary.archive),
+        summary.listed,
+        summary.read,
+        summary.unchanged,
+        summary.failed,
+        summary.text_unread,
+        summary.skipped,
+        summary.anchors,
+        summary.anchors_read,
+        summary.anchors_failed,
+    );
+    let flagged = indexed
+        .flagged
+        .iter()
+        .map(|e| (&e.key, &e.problem))
+        .chain(indexed.flagged_anchors.iter().map(|a| (&a.key, &a.problem)));
+    for (key, problem) in flagged {
+        eprintln!(
+            "{PROG}: FLAGGED {}: {}",
+            escape_control(key),
+            escape_control(problem.as_deref().unwrap_or(""))
+        );
+    }
+    for skipped in &indexed.skipped {
+        eprintln!(
+            "{PROG}: SKIPPED {}: {}",
+            escape_control(&skipped.path.to_string_lossy()),
+            escape_control(&skipped.reason)
+        );
+    }
+    Ok(())
+}
+
+/// The trusted TSA certificates: those given, else `$CALLREC_TSA_CA` (PEM), as for
+/// callrec-verify. (No option of callrec-query names them yet: `given` is empty.)
+fn tsa_trust(given: &[PathBuf]) -> anyhow::Result<TsaTrust> {
+    let mut trust = TsaTrust::default();
+    for path in callrec::places::tsa_ca(given) {
+        let pem = callrec::fsutil::read_regular(&path)
+            .with_context(|| format!("cannot read TSA certificates {path:?}"))?;
+        trust.extend(
+            TsaTrust::from_pem(&pem)
+                .with_context(|| format!("TSA certificates {path:?} cannot be used"))?,
+        );
+    }
+    Ok(trust)
 }
 
 /// A result code with its label.
@@ -427,10 +463,16 @@ fn get(
             output: args.output.clone(),
         }
     };
+    // Only a printed page shows a trusted time, checked against the TSA certificates.
+    let tsa = match &part {
+        Part::Text { page: true, .. } => tsa_trust(&[])?,
+        _ => TsaTrust::default(),
+    };
     let request = GetRequest {
         id: &args.id,
         part,
         trusted: &trusted,
+        tsa: &tsa,
         vocab,
         endpoint,
     };

@@ -6,21 +6,28 @@
 //!
 //! The list is in the order on disk, which older indexes keep: a new column goes last, with an
 //! upgrade of the schema (`sqlite.rs`) that adds it to existing indexes.
+//!
+//! Some fields are not stored but computed by the SELECT from other tables, as of the moment
+//! of the query (`computed`): `anchored_at` comes from the `anchors` table, so an anchor
+//! indexed after its records (pushed the next night, or from another archive) dates them
+//! without any of their rows being written again.
 
 use rusqlite::{Row, Statement, ToSql};
 
 use super::Entry;
 
 /// Makes the column list's items from its rows, `name: "SQL TYPE" => field of Entry`: the
-/// columns output as fields first, then those the index keeps for itself.
+/// columns output as fields first, then those the index keeps for itself; then the fields
+/// computed when read, `name: "SQL EXPRESSION" => field of Entry`, output after the columns.
 macro_rules! columns {
     (
         output { $($name:ident: $sql:literal => $($field:ident).+,)* }
         kept { $($kept:ident: $kept_sql:literal => $($kept_field:ident).+,)* }
+        computed { $($computed:ident: $expr:literal => $($computed_field:ident).+,)* }
     ) => {
         /// The fields of an [`Entry`] as output (JSON and CSV), in order: the first columns of
-        /// `records`.
-        pub const FIELDS: &[&str] = &[$(stringify!($name)),*];
+        /// `records`, then the computed fields.
+        pub const FIELDS: &[&str] = &[$(stringify!($name),)* $(stringify!($computed),)*];
 
         /// Every column of `records`, in order on disk: its name and SQL type.
         const COLUMNS: &[(&str, &str)] = &[
@@ -28,18 +35,24 @@ macro_rules! columns {
             $((stringify!($kept), $kept_sql),)*
         ];
 
+        /// Every computed field: its name and the SQL expression a SELECT of `records` gives
+        /// it by.
+        const COMPUTED: &[(&str, &str)] = &[$((stringify!($computed), $expr),)*];
+
         /// An entry's values, in the order of the columns.
         pub(super) fn values(entry: &Entry) -> Vec<&dyn ToSql> {
             vec![$(&entry.$($field).+,)* $(&entry.$($kept_field).+,)*]
         }
 
-        /// An entry from a row that holds every column, each where [`positions`] found it.
+        /// An entry from a row that holds every column and computed field, each where
+        /// [`positions`] found it.
         pub(super) fn read(row: &Row, positions: &[usize]) -> rusqlite::Result<Entry> {
             let mut entry = Entry::default();
             let mut at = positions.iter().copied();
             let mut next = || at.next().expect("a position for every column");
             $(entry.$($field).+ = row.get(next())?;)*
             $(entry.$($kept_field).+ = row.get(next())?;)*
+            $(entry.$($computed_field).+ = row.get(next())?;)*
             Ok(entry)
         }
     };
@@ -83,6 +96,15 @@ columns! {
     kept {
         key_trusted: "INTEGER" => checked.trusted,
         text_key: "TEXT" => checked.text_key,
+        sequence: "INTEGER" => sequence,
+    }
+    computed {
+        // The TSA time of the first trusted anchor of the record's key at or above its
+        // sequence, as `anchor::covering` chooses it (times are stored in one form, so the
+        // least is the earliest).
+        anchored_at: "(SELECT min(a.tsa_time) FROM anchors a
+            WHERE a.key_id = records.key_id AND a.sequence >= records.sequence
+              AND a.verdict = 'ok' AND a.trusted = 1)" => anchored_at,
     }
 }
 
@@ -95,16 +117,30 @@ pub(super) fn create_table() -> String {
     format!("CREATE TABLE IF NOT EXISTS records (\n{columns}    PRIMARY KEY (archive, key)\n);\n")
 }
 
-/// Every column, comma-separated, for a SELECT or an INSERT.
+/// Every column, comma-separated, for an INSERT.
 pub(super) fn names() -> String {
     let names: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
     names.join(", ")
 }
 
-/// Where each column is in the rows of `statement`, found by its name (once, not per row).
+/// Every column and computed field, comma-separated, for a SELECT of `records` (not aliased:
+/// the computed fields name it).
+pub(super) fn select_list() -> String {
+    let mut items: Vec<String> = COLUMNS.iter().map(|(name, _)| name.to_string()).collect();
+    items.extend(
+        COMPUTED
+            .iter()
+            .map(|(name, expr)| format!("{expr} AS {name}")),
+    );
+    items.join(", ")
+}
+
+/// Where each column and computed field is in the rows of `statement`, found by its name
+/// (once, not per row).
 pub(super) fn positions(statement: &Statement) -> rusqlite::Result<Vec<usize>> {
     COLUMNS
         .iter()
+        .chain(COMPUTED)
         .map(|(name, _)| statement.column_index(name))
         .collect()
 }
@@ -124,6 +160,8 @@ mod tests {
     fn an_entry_written_is_read_back_whole() {
         let conn = rusqlite::Connection::open_in_memory().unwrap();
         conn.execute_batch(&create_table()).unwrap();
+        conn.execute_batch(crate::query::anchors::ANCHORS_SQL)
+            .unwrap();
         let mut entry = Entry {
             archive: "/srv/archive".into(),
             key: "2026/11/28/r.0123456789abcdef.sealed.mkv".into(),
@@ -157,6 +195,7 @@ mod tests {
             operator_name: "王柜员".into(),
             corrects: Some("q".into()),
             corrected_by: Some("s".into()),
+            sequence: Some(7),
             ..Entry::default()
         };
         entry.checked.trusted = Some(true);
@@ -166,8 +205,31 @@ mod tests {
             &*values(&entry),
         )
         .unwrap();
+        // Anchors of its key: below its sequence, untrusted, failed, and two that cover it.
+        for (sequence, time, verdict, trusted) in [
+            (6, "2026-11-28T07:50:00+00:00", "ok", 1),
+            (9, "2026-11-28T07:47:00+00:00", "ok", 0),
+            (9, "2026-11-28T07:46:30+00:00", "failed", 1),
+            (8, "2026-11-28T09:00:00+00:00", "ok", 1),
+            (7, "2026-11-28T08:00:00+00:00", "ok", 1),
+        ] {
+            conn.execute(
+                "INSERT INTO anchors (archive, key, size, etag, verdict, key_id, sequence,
+                     tsa_time, trusted)
+                 VALUES ('a', ?1, 1, 'e', ?2, 'ABCDEF0123456789', ?3, ?4, ?5)",
+                rusqlite::params![
+                    format!("{sequence}.{time}"),
+                    verdict,
+                    sequence,
+                    time,
+                    trusted
+                ],
+            )
+            .unwrap();
+        }
+        entry.anchored_at = Some("2026-11-28T08:00:00+00:00".into());
         // Selected in another order than the table's: each column is read by its name.
-        let mut reversed: Vec<&str> = COLUMNS.iter().map(|(name, _)| *name).collect();
+        let mut reversed: Vec<String> = select_list().split(", ").map(str::to_string).collect();
         reversed.reverse();
         let mut select = conn
             .prepare(&format!("SELECT {} FROM records", reversed.join(", ")))

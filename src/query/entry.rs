@@ -73,9 +73,15 @@ pub struct Entry {
     pub corrects: Option<String>,
     /// For a record that was corrected: the id of the latest correction.
     pub corrected_by: Option<String>,
+    /// The TSA's time of the first trusted anchor covering the record (of its key, at or above
+    /// its sequence), as the index knows its anchors when read; `None`: not anchored.
+    pub anchored_at: Option<String>,
     /// What the record was checked with when it was indexed.
     #[serde(skip)]
     pub checked: Checked,
+    /// Its place in its key's chain, from the manifest (what `anchored_at` is found by).
+    #[serde(skip)]
+    pub sequence: Option<u64>,
 }
 
 /// What the checks made at indexing found of a record.
@@ -147,6 +153,7 @@ impl Entry {
         };
         self.verdict = seal.verdict;
         self.checked.trusted = seal.checked.trusted;
+        self.sequence = seal.sequence;
     }
 
     pub(super) fn fail(&mut self, problem: String) {

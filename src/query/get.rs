@@ -4,22 +4,27 @@
 //! file in place, never through a symbolic link; an object fetched into a private temporary
 //! file), verified fully and checked to be the record asked for before anything is written.
 //! A correction holds no media of its own: its audio and video are its original's, found by
-//! the seal the correction's signed manifest names, and verified in turn.
+//! the seal the correction's signed manifest names, and verified in turn. A printed page shows
+//! the record's trusted time from the anchor the index names as covering it, fetched and
+//! checked in turn (its head signed by a trusted key, its token with the TSA certificates
+//! given), never from the index alone.
 
 use std::fs::File;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::archive::{open_archived, Archive, PushError, Target};
+use crate::anchor;
+use crate::archive::{check_anchor, open_archived, Archive, PushError, Target};
 use crate::cli::escape_control;
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
 use crate::media::StreamKind;
+use crate::tsp::TsaTrust;
 use crate::verify::{self, ExtractError, SealedFile, ShowError, VerifyError};
 use crate::vocab::Vocabulary;
 
-use super::page::print_page;
+use super::page::{print_page, TrustedTime};
 use super::{Entry, Index, QueryError};
 
 /// What `get` hands out.
@@ -54,6 +59,9 @@ pub struct GetRequest<'a> {
     pub part: Part,
     /// Nothing is handed out that is not sealed by one of these keys.
     pub trusted: &'a TrustedKeys,
+    /// The trusted TSA certificates a printed page's trusted time is checked against (none:
+    /// the TSA as trusted when the anchor was indexed, and the page says so).
+    pub tsa: &'a TsaTrust,
     /// Names the result codes on a printed page.
     pub vocab: &'a Vocabulary,
     /// The S3 endpoint, for records in object storage.
@@ -150,13 +158,18 @@ pub fn get(index: &dyn Index, request: &GetRequest, out: &mut dyn Write) -> Resu
 /// The archived file of an index entry: a directory archive's file is read in place, never
 /// through a symbolic link; an object is fetched into a private temporary file.
 fn fetch(entry: &Entry, endpoint: Option<&str>) -> Result<File, GetError> {
-    let target: Target = entry.archive.parse().map_err(GetError::Target)?;
+    fetch_key(&entry.archive, &entry.key, endpoint)
+}
+
+/// The file at `key` of the archive named `archive` (see [`fetch`]).
+fn fetch_key(archive: &str, key: &str, endpoint: Option<&str>) -> Result<File, GetError> {
+    let target: Target = archive.parse().map_err(GetError::Target)?;
     Ok(match &target {
-        Target::Dir(root) => open_archived(root, &entry.key)?,
+        Target::Dir(root) => open_archived(root, key)?,
         Target::S3 { .. } => {
             let archive = Archive::open(&target, endpoint, 4, None)?;
             let mut temp = tempfile::tempfile().map_err(GetError::Temp)?;
-            archive.fetch(&entry.key, &mut temp)?;
+            archive.fetch(key, &mut temp)?;
             temp
         }
     })
@@ -234,9 +247,11 @@ impl Get<'_> {
         let record = verify::read_text(&sealed, identity)?;
         same_record(request.id, record.id.as_str(), "the archived text info")?;
         let bytes = if page {
+            let time = self.trusted_time(&verified)?;
             print_page(
                 &record,
                 &verified,
+                &time,
                 request.vocab,
                 entry.corrected_by.as_deref(),
             )
@@ -249,6 +264,75 @@ impl Get<'_> {
             Some(output) => fsutil::copy_new(&bytes[..], output).at("cannot write", output)?,
         }
         Ok(())
+    }
+
+    /// The trusted time of a verified record: the anchor the index names as covering it,
+    /// fetched and checked now ([`check_anchor`]: its head signed by a trusted key, its token
+    /// against the request's TSA certificates when there are any) and found to cover it (its
+    /// key, a sequence at or above it). A record that claims to be sealed after the TSA's time
+    /// is refused: its date is false. An anchor that does not pass now leaves the record not
+    /// anchored, and the page says why.
+    fn trusted_time(&self, verified: &verify::Verified) -> Result<TrustedTime, GetError> {
+        let manifest = &verified.manifest;
+        let Some(found) = self
+            .index
+            .covering_anchor(&manifest.key_id, manifest.sequence)?
+        else {
+            return Ok(TrustedTime::NotAnchored(None));
+        };
+        if found.size > anchor::MAX_LEN {
+            return Ok(TrustedTime::NotAnchored(Some(format!(
+                "its anchor {} is larger than an anchor can be",
+                escape_control(&found.key)
+            ))));
+        }
+        let file = fetch_key(&found.archive, &found.key, self.request.endpoint)?;
+        let name = Path::new(&found.key);
+        let mut bytes = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(file, anchor::MAX_LEN + 1),
+            &mut bytes,
+        )
+        .at("cannot read", name)?;
+        let tsa = self.request.tsa;
+        let checked = match check_anchor(&bytes, Some(self.request.trusted), tsa) {
+            Ok(checked) => checked,
+            Err(e) => {
+                return Ok(TrustedTime::NotAnchored(Some(format!(
+                    "its anchor {} does not pass now: {e}",
+                    escape_control(&found.key)
+                ))))
+            }
+        };
+        if checked.anchor.key_id != manifest.key_id || checked.anchor.sequence < manifest.sequence {
+            return Ok(TrustedTime::NotAnchored(Some(format!(
+                "the anchor the index names, {}, is not of this record's chain",
+                escape_control(&found.key)
+            ))));
+        }
+        if !tsa.is_empty() && !checked.stamp.trusted {
+            return Ok(TrustedTime::NotAnchored(Some(
+                "its anchor's TSA is not among the trusted TSA certificates".into(),
+            )));
+        }
+        if manifest.sealed_at > checked.stamp.time {
+            return Err(VerifyError::Failed {
+                check: verify::Check::Timestamp,
+                reason: format!(
+                    "sealed at {} but its chain was anchored earlier, at {} ({}): its time is false",
+                    manifest.sealed_at,
+                    checked.stamp.time,
+                    escape_control(&found.key)
+                ),
+            }
+            .into());
+        }
+        Ok(TrustedTime::Anchored {
+            time: checked.stamp.time,
+            tsa: checked.stamp.tsa,
+            anchor: found.key,
+            tsa_checked: !tsa.is_empty(),
+        })
     }
 
     /// The sealed file that holds the media of `sealed`: itself, or for a correction the seal

@@ -1,10 +1,11 @@
 //! The index of an archive, for the document's figure 7: search by every condition, the
 //! operators' workload, and the location of each record for fetching it.
 //!
-//! [`index_archive`] lists an archive, reads the seal and text block of each record it has not
-//! seen (ranged reads on object storage), checks them, decrypts the text info with the
-//! server's identity and stores one [`Entry`] per object. An object whose key and ETag are
-//! already in the index is not read again.
+//! [`index_archives`] lists each archive, reads the seal and text block of each record it has
+//! not seen (ranged reads on object storage), checks them, decrypts the text info with the
+//! server's identity and stores one [`Entry`] per object; and reads and checks each anchor file
+//! it has not seen, one [`AnchorEntry`] each, from which a record's `anchored_at` is found. An
+//! object whose key and ETag are already in the index is not read again.
 //!
 //! Storage is behind the [`Index`] trait; [`SqliteIndex`] is the embedded default (schema in
 //! `docs/QUERY.md`). Every value a user gives reaches SQL as a bound parameter; substrings are
@@ -13,7 +14,8 @@
 //! This file holds the [`Index`] trait and [`QueryError`]; the rest lives beside it:
 //! - `entry.rs`: what the index knows of one archived object ([`Entry`]);
 //! - `columns.rs`: the one list of the index's columns, from which its SQL is made;
-//! - `indexing.rs`: bringing the index up to date with an archive;
+//! - `indexing.rs`: bringing the index up to date with archives;
+//! - `anchors.rs`: the anchors the index knows, and a record's trusted time;
 //! - `sqlite.rs`: the index in an SQLite file: its schema, reads and writes;
 //! - `filter.rs`: the conditions of a search, checked and turned into SQL;
 //! - `stats.rs`: the operators' workload and its daily summary;
@@ -27,6 +29,7 @@ use std::path::PathBuf;
 use crate::archive::PushError;
 use crate::fsutil::PathError;
 
+mod anchors;
 mod columns;
 mod entry;
 mod export;
@@ -37,12 +40,16 @@ mod page;
 mod sqlite;
 mod stats;
 
+pub use anchors::{AnchorChecked, AnchorEntry};
 pub use columns::FIELDS;
 pub use entry::{phone_key, Checked, Entry, Verdict};
 pub use export::{write_entries_csv, write_workload_csv};
 pub use filter::{Bound, Filter, SortKey};
 pub use get::{get, GetError, GetRequest, Got, Part};
-pub use indexing::{index_archive, IndexSummary, Indexed, Known, TextKeys};
+pub use indexing::{
+    index_archive, index_archives, IndexOptions, IndexSummary, IndexTotals, Indexed, Known,
+    TextKeys,
+};
 pub use sqlite::{SqliteIndex, INDEX_SCHEMA};
 pub use stats::{Period, Stats, StatsQuery, Workload};
 
@@ -98,4 +105,16 @@ pub trait Index {
     /// Where one seal of a record is archived: the copy whose manifest has this SHA-256 (hex),
     /// as a correction names the seal it corrects.
     fn seal_of(&self, record_id: &str, manifest_sha256: &str) -> Result<Option<Entry>, QueryError>;
+    /// Every anchor of `archive` the index holds, by key.
+    fn anchors(&self, archive: &str) -> Result<Vec<AnchorEntry>, QueryError>;
+    /// Insert or replace anchors (by archive and key).
+    fn put_anchors(&mut self, anchors: &[AnchorEntry]) -> Result<(), QueryError>;
+    /// The anchor that dates a record of `key_id` at `sequence`, in any archive: of the intact
+    /// trusted anchors of the key at or above it, the one stamped first (the record's
+    /// `anchored_at`).
+    fn covering_anchor(
+        &self,
+        key_id: &str,
+        sequence: u64,
+    ) -> Result<Option<AnchorEntry>, QueryError>;
 }

@@ -1,7 +1,8 @@
 //! The printable page of a verified record: every field of its text info with its Chinese and
-//! English label, then the verdict and the facts of the seal.
+//! English label, its trusted time (or that it has none), then the verdict and the facts of the
+//! seal.
 
-use chrono::DateTime;
+use chrono::{DateTime, Utc};
 
 use crate::record::Record;
 use crate::verify;
@@ -32,6 +33,51 @@ const PRINT_FIELDS: [(&str, &str, &str); 20] = [
     ("manifest_sha256", "清单 SHA-256", "Manifest SHA-256"),
 ];
 
+/// The label of a page's trusted time.
+const TRUSTED_TIME: (&str, &str) = ("可信时间", "Trusted time");
+
+/// A record's trusted time, as `get` found it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum TrustedTime {
+    /// A trusted anchor of its chain at or above it, checked just now: the TSA's time, the
+    /// TSA, the anchor's archive key, and whether its TSA was checked against trusted
+    /// certificates now (else it was trusted when the anchor was indexed).
+    Anchored {
+        time: DateTime<Utc>,
+        tsa: String,
+        anchor: String,
+        tsa_checked: bool,
+    },
+    /// No trusted anchor covers it; or the one the index names did not pass now (why).
+    NotAnchored(Option<String>),
+}
+
+impl TrustedTime {
+    /// The value of the page's trusted-time line.
+    fn value(&self) -> String {
+        match self {
+            TrustedTime::Anchored {
+                time,
+                tsa,
+                anchor,
+                tsa_checked,
+            } => {
+                let trust = if *tsa_checked {
+                    ""
+                } else {
+                    "; the TSA as trusted when indexed, not checked now: set CALLREC_TSA_CA"
+                };
+                format!(
+                    "{} (TSA {tsa}, anchor {anchor}{trust})",
+                    page_time(&time.with_timezone(&chrono::Local))
+                )
+            }
+            TrustedTime::NotAnchored(None) => "未锚定 (not anchored)".into(),
+            TrustedTime::NotAnchored(Some(why)) => format!("未锚定 (not anchored: {why})"),
+        }
+    }
+}
+
 /// A time on a printed page: to the second, with its UTC offset, as the watermark shows it
 /// (`2026-11-28 15:46:03 +08:00`).
 fn page_time<Tz: chrono::TimeZone>(time: &DateTime<Tz>) -> String
@@ -42,13 +88,14 @@ where
 }
 
 /// A printable page of a verified record: every field of the text info with its Chinese and
-/// English label (control characters escaped), then the verdict and the facts of the seal.
-/// The call's time is shown in the call's own offset, the seal's time in the local one.
-/// `superseded_by`: the latest correction of this record the index knows, which the page
-/// names.
+/// English label (control characters escaped), its trusted time, then the verdict and the
+/// facts of the seal. The call's time is shown in the call's own offset, the seal's and the
+/// trusted time in the local one. `superseded_by`: the latest correction of this record the
+/// index knows, which the page names.
 pub(super) fn print_page(
     record: &Record,
     verified: &verify::Verified,
+    trusted_time: &TrustedTime,
     vocab: &crate::vocab::Vocabulary,
     superseded_by: Option<&str>,
 ) -> String {
@@ -76,9 +123,19 @@ pub(super) fn print_page(
     }
     let width = PRINT_FIELDS
         .iter()
-        .map(|(_, zh, en)| unicode_width::UnicodeWidthStr::width(format!("{zh} / {en}").as_str()))
+        .map(|(_, zh, en)| (*zh, *en))
+        .chain([TRUSTED_TIME])
+        .map(|(zh, en)| unicode_width::UnicodeWidthStr::width(format!("{zh} / {en}").as_str()))
         .max()
         .unwrap_or(0);
+    let line = |zh: &str, en: &str, value: &str| {
+        let label = format!("{zh} / {en}");
+        let pad = width - unicode_width::UnicodeWidthStr::width(label.as_str());
+        // Values are shown with their control characters escaped: a page goes to a terminal
+        // or a printer, and neither may be driven by a value.
+        let value = crate::cli::escape_control(value);
+        format!("{label}{}  {value}\n", " ".repeat(pad))
+    };
     for (name, zh, en) in PRINT_FIELDS {
         let value = match (name, &fields[name]) {
             ("result", _) => match record.call.result {
@@ -92,13 +149,10 @@ pub(super) fn print_page(
             (_, serde_json::Value::Null) => String::new(),
             (_, other) => other.to_string(),
         };
-        let label = format!("{zh} / {en}");
-        let pad = width - unicode_width::UnicodeWidthStr::width(label.as_str());
-        // Values are shown with their control characters escaped: a page goes to a terminal
-        // or a printer, and neither may be driven by a value.
-        let value = crate::cli::escape_control(&value);
-        page.push_str(&format!("{label}{}  {value}\n", " ".repeat(pad)));
+        page.push_str(&line(zh, en, &value));
     }
+    let (zh, en) = TRUSTED_TIME;
+    page.push_str(&line(zh, en, &trusted_time.value()));
     if let Some(correction) = &record.corrects {
         page.push_str(&format!(
             "\nThis record corrects {} (manifest SHA-256 {}).\n",

@@ -10,13 +10,15 @@ use crate::fsutil::{PathContext, PathError};
 
 use super::filter::check_range;
 use super::{
-    columns, phone_key, stats, Checked, Entry, Filter, Index, Known, QueryError, Stats, StatsQuery,
+    anchors, columns, phone_key, stats, AnchorEntry, Checked, Entry, Filter, Index, Known,
+    QueryError, Stats, StatsQuery,
 };
 
 /// Version of the index schema this build writes (SQLite `user_version`). Older versions are
 /// upgraded in place (version 2 added `key_trusted` and `text_key`; version 3 stores phone
-/// numbers in the form of [`phone_key`]).
-pub const INDEX_SCHEMA: i64 = 3;
+/// numbers in the form of [`phone_key`]; version 4 added the records' `sequence` and the table
+/// `anchors`).
+pub const INDEX_SCHEMA: i64 = 4;
 
 /// The index in an SQLite file.
 pub struct SqliteIndex {
@@ -45,6 +47,12 @@ CREATE INDEX IF NOT EXISTS records_corrects ON records (corrects);
 const UPGRADE_1_SQL: &str = "
 ALTER TABLE records ADD COLUMN key_trusted INTEGER;
 ALTER TABLE records ADD COLUMN text_key TEXT;
+";
+
+/// Version 3 to 4: each record's sequence (NULL until the record is read again: the next
+/// `index` reads every record whose manifest it knows but not its sequence) and the anchors.
+const UPGRADE_3_SQL: &str = "
+ALTER TABLE records ADD COLUMN sequence INTEGER;
 ";
 
 /// Version 2 to 3: phone numbers in the form of [`phone_key`], so that one number is one
@@ -146,14 +154,19 @@ impl SqliteIndex {
                     &columns::create_table(),
                     INDEXES_SQL,
                     stats::DAILY_TABLE_SQL,
+                    anchors::ANCHORS_SQL,
                 ];
                 conn.execute_batch(&schema.concat()).map_err(db)?
             }
-            1 | 2 => {
+            1..=3 => {
                 if found == 1 {
                     conn.execute_batch(UPGRADE_1_SQL).map_err(db)?;
                 }
-                upgrade_phones(&conn).map_err(db)?;
+                if found < 3 {
+                    upgrade_phones(&conn).map_err(db)?;
+                }
+                conn.execute_batch(&[UPGRADE_3_SQL, anchors::ANCHORS_SQL].concat())
+                    .map_err(db)?;
             }
             INDEX_SCHEMA => {}
             found => {
@@ -181,7 +194,7 @@ impl SqliteIndex {
     }
 
     fn select(&self, clause: &str, params: &[Value]) -> Result<Vec<Entry>, QueryError> {
-        let sql = format!("SELECT {} FROM records {clause}", columns::names());
+        let sql = format!("SELECT {} FROM records {clause}", columns::select_list());
         let mut stmt = self.conn.prepare_cached(&sql).map_err(self.db())?;
         let at = columns::positions(&stmt).map_err(self.db())?;
         let rows = stmt
@@ -196,7 +209,7 @@ impl Index for SqliteIndex {
         let mut stmt = self
             .conn
             .prepare_cached(
-                "SELECT key, etag, key_id, text, key_trusted, text_key
+                "SELECT key, etag, key_id, sequence, text, key_trusted, text_key
                  FROM records WHERE archive = ?1",
             )
             .map_err(self.db())?;
@@ -207,6 +220,7 @@ impl Index for SqliteIndex {
                     Known {
                         etag: r.get("etag")?,
                         key_id: r.get("key_id")?,
+                        sequence: r.get("sequence")?,
                         text: r.get("text")?,
                         checked: Checked {
                             trusted: r.get("key_trusted")?,
@@ -358,6 +372,28 @@ impl Index for SqliteIndex {
             )?
             .into_iter()
             .next())
+    }
+
+    fn anchors(&self, archive: &str) -> Result<Vec<AnchorEntry>, QueryError> {
+        anchors::select(
+            &self.conn,
+            "WHERE archive = ? ORDER BY key",
+            &[Value::Text(archive.to_string())],
+        )
+        .map_err(self.db())
+    }
+
+    fn put_anchors(&mut self, entries: &[AnchorEntry]) -> Result<(), QueryError> {
+        let path = self.path.clone();
+        anchors::put(&mut self.conn, entries).map_err(|source| QueryError::Db { path, source })
+    }
+
+    fn covering_anchor(
+        &self,
+        key_id: &str,
+        sequence: u64,
+    ) -> Result<Option<AnchorEntry>, QueryError> {
+        anchors::covering(&self.conn, key_id, sequence).map_err(self.db())
     }
 
     fn history(&self, record_id: &str) -> Result<Vec<Entry>, QueryError> {
