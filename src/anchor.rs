@@ -19,7 +19,7 @@ use crate::chain::{Chain, ChainError};
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
-use crate::tsp::{self, FetchError, Stamp, TsaTrust};
+use crate::tsp::{self, FetchError, Stamp, TsaTrust, TsaUrl};
 use crate::verify::{self, Check, Verified, VerifyError};
 
 /// The first line of an anchor file.
@@ -28,8 +28,6 @@ pub const MAGIC: &str = "callrec-anchor: 1";
 pub const SUFFIX: &str = ".anchor";
 /// The largest anchor file a reader accepts.
 pub const MAX_LEN: u64 = 256 * 1024;
-/// The longest TSA URL an anchor records.
-const MAX_URL: usize = 2048;
 
 /// One anchor file's content.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,7 +109,8 @@ impl Anchor {
         hex::decode_to_slice(values[2], &mut manifest_sha256)
             .map_err(|_| "manifest-sha256 is not 64 hex digits".to_string())?;
         let tsa = values[3];
-        if tsa.is_empty() || tsa.len() > MAX_URL || !tsa.bytes().all(|b| b.is_ascii_graphic()) {
+        if tsa.is_empty() || tsa.len() > tsp::MAX_URL || !tsa.bytes().all(|b| b.is_ascii_graphic())
+        {
             return Err("tsa is not a URL of printable characters".into());
         }
         let anchor = Anchor {
@@ -265,14 +264,16 @@ pub enum AnchorError {
     NoHead,
 }
 
-/// Anchor the head of the chain kept in `key_dir` with every TSA in `urls` (at once, each at
-/// most [`tsp::TIMEOUT`]), writing one anchor file per token into `out_dir`. Unless `again`,
-/// a head that is anchored already is left alone. The chain's lock is not held while the TSAs
-/// are asked, so sealing goes on meanwhile; a TSA that does not answer is an outcome, not an
-/// error.
+/// Anchor the head of the chain kept in `key_dir` with every TSA in `tsas` (at once, each at
+/// most [`tsp::TIMEOUT`]), writing one anchor file per token into `out_dir`. With trusted TSA
+/// certificates in `trust`, a token must chain to one (a token from whoever else answers at a
+/// TSA's address is refused); without, it is checked in every other way. Unless `again`, a head that is
+/// anchored already is left alone. The chain's lock is not held while the TSAs are asked, so
+/// sealing goes on meanwhile; a TSA that does not answer is an outcome, not an error.
 pub fn anchor_head(
     key_dir: &Path,
-    urls: &[String],
+    tsas: &[TsaUrl],
+    trust: &TsaTrust,
     out_dir: &Path,
     again: bool,
 ) -> Result<Anchoring, AnchorError> {
@@ -287,30 +288,23 @@ pub fn anchor_head(
         sequence: manifest.sequence,
         outcomes: Vec::new(),
     };
-    if anchored >= manifest.sequence && !again {
+    if (anchored >= manifest.sequence && !again) || tsas.is_empty() {
         return Ok(anchoring);
     }
     let digest = Manifest::sha256(&head.manifest);
-    let answers = ask_all(urls, &digest);
+    let answers = ask_all(tsas, &digest);
     std::fs::create_dir_all(out_dir).at("cannot create", out_dir)?;
-    for (url, answer) in urls.iter().zip(answers) {
-        let token = match answer {
-            Ok(token) => token,
+    for (tsa, answer) in tsas.iter().zip(answers) {
+        let checked = answer.and_then(|token| {
+            tsp::check_token(&token, &digest, trust)
+                .map(|stamp| (token, stamp))
+                .map_err(FetchError::Refused)
+        });
+        let (token, stamp) = match checked {
+            Ok(checked) => checked,
             Err(error) => {
                 anchoring.outcomes.push(Outcome::Failed {
-                    tsa: url.clone(),
-                    error,
-                });
-                continue;
-            }
-        };
-        let stamp =
-            tsp::check_token(&token, &digest, &TsaTrust::default()).map_err(FetchError::Refused);
-        let stamp = match stamp {
-            Ok(stamp) => stamp,
-            Err(error) => {
-                anchoring.outcomes.push(Outcome::Failed {
-                    tsa: url.clone(),
+                    tsa: tsa.shown().to_string(),
                     error,
                 });
                 continue;
@@ -320,7 +314,7 @@ pub fn anchor_head(
             key_id: manifest.key_id.clone(),
             sequence: manifest.sequence,
             manifest_sha256: digest,
-            tsa: url.clone(),
+            tsa: tsa.shown().to_string(),
             token,
             manifest: head.manifest.clone(),
             signature: head.signature.clone(),
@@ -329,7 +323,7 @@ pub fn anchor_head(
         fsutil::write_atomic(&path, &anchor.to_bytes(), false).at("cannot write", &path)?;
         anchoring.outcomes.push(Outcome::Anchored {
             path,
-            tsa: url.clone(),
+            tsa: tsa.shown().to_string(),
             stamp,
         });
     }
@@ -339,35 +333,31 @@ pub fn anchor_head(
     Ok(anchoring)
 }
 
-/// Ask every TSA at once; one answer per URL, in order.
-fn ask_all(urls: &[String], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError>> {
+/// Ask every TSA at once; one answer per TSA, in order.
+fn ask_all(tsas: &[TsaUrl], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError>> {
+    let failed = |e: &dyn std::fmt::Display| {
+        tsas.iter()
+            .map(|_| Err(FetchError::Unreachable(e.to_string())))
+            .collect()
+    };
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
     {
         Ok(rt) => rt,
-        Err(e) => {
-            return urls
-                .iter()
-                .map(|_| Err(FetchError::Unreachable(e.to_string())))
-                .collect()
-        }
+        Err(e) => return failed(&e),
     };
     let client = match reqwest::Client::builder()
         .connect_timeout(tsp::TIMEOUT)
+        .redirect(reqwest::redirect::Policy::none())
         .user_agent(concat!("callrec/", env!("CARGO_PKG_VERSION")))
         .build()
     {
         Ok(c) => c,
-        Err(e) => {
-            return urls
-                .iter()
-                .map(|_| Err(FetchError::Unreachable(e.to_string())))
-                .collect()
-        }
+        Err(e) => return failed(&e),
     };
     runtime.block_on(futures::future::join_all(
-        urls.iter().map(|url| tsp::fetch(&client, url, digest)),
+        tsas.iter().map(|tsa| tsp::fetch(&client, tsa, digest)),
     ))
 }
 

@@ -96,9 +96,6 @@ impl SealOptions {
 pub struct RunStart {
     /// The recordings to seal, directories walked.
     pub inputs: Vec<PathBuf>,
-    /// The directories seals go to (the output directory, or the inputs' directories) and the
-    /// directories given.
-    pub dirs: Vec<PathBuf>,
     /// Sources whose removal a killed run began, now removed.
     pub finished_removals: Vec<PathBuf>,
     /// Recordings a killed capture left, completed (or why not).
@@ -134,7 +131,6 @@ pub fn start_run(
     let (removed, freed) = prepare(key, dirs.iter())?;
     Ok(RunStart {
         inputs,
-        dirs: dirs.into_iter().collect(),
         finished_removals,
         recovered,
         removed,

@@ -36,6 +36,7 @@ const ID_KP_TIME_STAMPING: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.
 const ID_CE_EXT_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.37");
 const ID_CE_BASIC_CONSTRAINTS: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.19");
 const ID_CE_SUBJECT_KEY_ID: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.14");
+const ID_CE_KEY_USAGE: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.5.29.15");
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 const ID_SHA256: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.1");
 const ID_SHA384: ObjectIdentifier = ObjectIdentifier::new_unwrap("2.16.840.1.101.3.4.2.2");
@@ -104,7 +105,7 @@ struct TstInfo {
     serial_number: Int,
     gen_time: Any,
     #[asn1(optional = "true")]
-    accuracy: Option<Any>,
+    accuracy: Option<Accuracy>,
     #[asn1(default = "Default::default")]
     ordering: bool,
     #[asn1(optional = "true")]
@@ -115,13 +116,31 @@ struct TstInfo {
     extensions: Option<Any>,
 }
 
+/// `Accuracy`: typed, so that when it is absent the nonce after it is not taken for it.
+#[derive(Clone, Debug, Sequence)]
+struct Accuracy {
+    #[asn1(optional = "true")]
+    seconds: Option<Int>,
+    #[asn1(context_specific = "0", tag_mode = "IMPLICIT", optional = "true")]
+    millis: Option<Int>,
+    #[asn1(context_specific = "1", tag_mode = "IMPLICIT", optional = "true")]
+    micros: Option<Int>,
+}
+
+/// ESS `IssuerSerial`: the issuer's names and the serial number of the certificate named.
+#[derive(Clone, Debug, Sequence)]
+struct IssuerSerial {
+    issuer: x509_cert::ext::pkix::name::GeneralNames,
+    serial_number: x509_cert::serial_number::SerialNumber,
+}
+
 /// ESS `ESSCertID` (RFC 2634) and `ESSCertIDv2` (RFC 5035): the first names the signer's
 /// certificate by its SHA-1, the second by a hash that defaults to SHA-256.
 #[derive(Clone, Debug, Sequence)]
 struct EssCertId {
     cert_hash: OctetString,
     #[asn1(optional = "true")]
-    issuer_serial: Option<Any>,
+    issuer_serial: Option<IssuerSerial>,
 }
 
 #[derive(Clone, Debug, Sequence)]
@@ -130,7 +149,7 @@ struct EssCertIdV2 {
     hash_algorithm: Option<AlgorithmIdentifierOwned>,
     cert_hash: OctetString,
     #[asn1(optional = "true")]
-    issuer_serial: Option<Any>,
+    issuer_serial: Option<IssuerSerial>,
 }
 
 #[derive(Clone, Debug, Sequence)]
@@ -266,12 +285,30 @@ pub struct TsaTrust {
 impl TsaTrust {
     /// Certificates from PEM text (one or more `CERTIFICATE` blocks).
     pub fn from_pem(pem: &[u8]) -> Result<TsaTrust, TokenError> {
+        // (x509-cert's loader panics on empty input.)
+        if pem.iter().all(u8::is_ascii_whitespace) {
+            return Err(bad("no certificate in it"));
+        }
         let certs = Certificate::load_pem_chain(pem)
             .map_err(|e| bad(format!("not PEM certificates: {e}")))?;
         if certs.is_empty() {
             return Err(bad("no certificate in it"));
         }
         Ok(TsaTrust { certs })
+    }
+
+    /// The certificates of the PEM files `paths` (`--tsa-ca`, else `$CALLREC_TSA_CA`: see
+    /// [`crate::places::tsa_ca`]); an error names the file.
+    pub fn load(paths: &[std::path::PathBuf]) -> Result<TsaTrust, TokenError> {
+        let mut trust = TsaTrust::default();
+        for path in paths {
+            let pem = crate::fsutil::read_regular(path)
+                .map_err(|e| bad(format!("cannot read TSA certificates {path:?}: {e}")))?;
+            let certs = TsaTrust::from_pem(&pem)
+                .map_err(|e| bad(format!("TSA certificates {path:?} cannot be used: {e}")))?;
+            trust.extend(certs);
+        }
+        Ok(trust)
     }
 
     pub fn extend(&mut self, other: TsaTrust) {
@@ -425,6 +462,11 @@ fn check(
         return Err(bad("the content-type attribute is not TSTInfo"));
     }
     let hash = HashAlg::from_oid(&signer_info.digest_alg.oid)?;
+    if hash == HashAlg::Sha1 {
+        return Err(bad(
+            "the TSA signs with SHA-1, which is no longer safe for signatures",
+        ));
+    }
     let message_digest = attr(ID_MESSAGE_DIGEST)?
         .decode_as::<OctetStringRef>()
         .map_err(|e| bad(format!("bad message-digest attribute: {e}")))?;
@@ -433,7 +475,7 @@ fn check(
             "the signed digest is not the TSTInfo's: the token was changed",
         ));
     }
-    check_signing_certificate(attrs.iter(), &signer_der)?;
+    check_signing_certificate(attrs.iter(), &signer, &signer_der)?;
     let signed_bytes = attrs.to_der().map_err(|e| bad(e.to_string()))?;
     verify_signature(
         &signer,
@@ -454,6 +496,20 @@ fn check(
             "the TSA certificate's extended key usage is not timeStamping alone, critical",
         ));
     }
+    if let Some(ku) = extension(&signer, ID_CE_KEY_USAGE) {
+        let usage = x509_cert::ext::pkix::KeyUsage::from_der(ku.extn_value.as_bytes())
+            .map_err(|e| bad(format!("bad key usage: {e}")))?;
+        use x509_cert::ext::pkix::KeyUsages;
+        let signing = usage.0.contains(KeyUsages::DigitalSignature)
+            || usage.0.contains(KeyUsages::NonRepudiation);
+        let others = usage.0 & !(KeyUsages::DigitalSignature | KeyUsages::NonRepudiation);
+        if !signing || !others.is_empty() {
+            return Err(bad(
+                "the TSA certificate's key usage is not digitalSignature or nonRepudiation alone",
+            ));
+        }
+    }
+    no_unknown_critical(&signer, "the TSA certificate")?;
     valid_at(&signer, time, "the TSA certificate")?;
     let trusted = !trust.is_empty();
     if trusted {
@@ -490,48 +546,95 @@ fn extension(cert: &Certificate, oid: ObjectIdentifier) -> Option<&x509_cert::ex
 }
 
 /// RFC 3161 §2.4.1: the signer's certificate is named in an ESS signing-certificate attribute
-/// (v1 with SHA-1, or v2); the first certificate named must be the signer's.
+/// (v1 with SHA-1, or v2); in every such attribute the first certificate named must be the
+/// signer's, by its hash and, where given, its issuer and serial number.
 fn check_signing_certificate<'a>(
-    mut attrs: impl Iterator<Item = &'a x509_cert::attr::Attribute>,
+    attrs: impl Iterator<Item = &'a x509_cert::attr::Attribute>,
+    signer: &Certificate,
     signer_der: &[u8],
 ) -> Result<(), TokenError> {
-    let attr = attrs
-        .find(|a| a.oid == ID_SIGNING_CERTIFICATE_V2 || a.oid == ID_SIGNING_CERTIFICATE)
-        .ok_or_else(|| bad("the token does not name its signing certificate (ESS)"))?;
-    let value = attr
-        .values
-        .iter()
-        .next()
-        .ok_or_else(|| bad("empty signing-certificate attribute"))?;
-    let (alg, named) = if attr.oid == ID_SIGNING_CERTIFICATE_V2 {
-        let v2: SigningCertificateV2 = value
-            .decode_as()
-            .map_err(|e| bad(format!("bad signing-certificate-v2 attribute: {e}")))?;
-        let first = v2
-            .certs
-            .first()
-            .ok_or_else(|| bad("no certificate named"))?;
-        let alg = match &first.hash_algorithm {
-            Some(a) => HashAlg::from_oid(&a.oid)?,
-            None => HashAlg::Sha256,
-        };
-        (alg, first.cert_hash.as_bytes().to_vec())
-    } else {
-        let v1: SigningCertificate = value
-            .decode_as()
-            .map_err(|e| bad(format!("bad signing-certificate attribute: {e}")))?;
-        let first = v1
-            .certs
-            .first()
-            .ok_or_else(|| bad("no certificate named"))?;
-        (HashAlg::Sha1, first.cert_hash.as_bytes().to_vec())
-    };
-    if alg.digest(signer_der) != named {
-        return Err(bad(
-            "the signing-certificate attribute names another certificate",
-        ));
+    let mut named_any = false;
+    for attr in
+        attrs.filter(|a| a.oid == ID_SIGNING_CERTIFICATE_V2 || a.oid == ID_SIGNING_CERTIFICATE)
+    {
+        for value in attr.values.iter() {
+            let (alg, hash, issuer_serial) = if attr.oid == ID_SIGNING_CERTIFICATE_V2 {
+                let v2: SigningCertificateV2 = value
+                    .decode_as()
+                    .map_err(|e| bad(format!("bad signing-certificate-v2 attribute: {e}")))?;
+                let first = v2
+                    .certs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| bad("no certificate named"))?;
+                let alg = match &first.hash_algorithm {
+                    Some(a) => HashAlg::from_oid(&a.oid)?,
+                    None => HashAlg::Sha256,
+                };
+                (alg, first.cert_hash, first.issuer_serial)
+            } else {
+                let v1: SigningCertificate = value
+                    .decode_as()
+                    .map_err(|e| bad(format!("bad signing-certificate attribute: {e}")))?;
+                let first = v1
+                    .certs
+                    .into_iter()
+                    .next()
+                    .ok_or_else(|| bad("no certificate named"))?;
+                (HashAlg::Sha1, first.cert_hash, first.issuer_serial)
+            };
+            if alg.digest(signer_der) != hash.as_bytes() {
+                return Err(bad(
+                    "the signing-certificate attribute names another certificate",
+                ));
+            }
+            if let Some(is) = issuer_serial {
+                let tbs = &signer.tbs_certificate;
+                let issuer_named = is.issuer.iter().any(|n| {
+                    matches!(n, x509_cert::ext::pkix::name::GeneralName::DirectoryName(d) if *d == tbs.issuer)
+                });
+                if is.serial_number != tbs.serial_number || !issuer_named {
+                    return Err(bad(
+                        "the signing-certificate attribute's issuer and serial name another certificate",
+                    ));
+                }
+            }
+            named_any = true;
+        }
+    }
+    if !named_any {
+        return Err(bad("the token does not name its signing certificate (ESS)"));
     }
     Ok(())
+}
+
+/// Extensions a TSA's or a CA's certificate may mark critical; any other critical extension is
+/// one this verifier does not understand, so the certificate is refused (RFC 5280 §4.2).
+const KNOWN_CRITICAL: [ObjectIdentifier; 8] = [
+    ID_CE_EXT_KEY_USAGE,
+    ID_CE_BASIC_CONSTRAINTS,
+    ID_CE_SUBJECT_KEY_ID,
+    ID_CE_KEY_USAGE,
+    ObjectIdentifier::new_unwrap("2.5.29.35"), // authority key identifier
+    ObjectIdentifier::new_unwrap("2.5.29.17"), // subject alternative name
+    ObjectIdentifier::new_unwrap("2.5.29.32"), // certificate policies
+    ObjectIdentifier::new_unwrap("2.5.29.30"), // name constraints (CAs)
+];
+
+fn no_unknown_critical(cert: &Certificate, what: &str) -> Result<(), TokenError> {
+    let unknown = cert
+        .tbs_certificate
+        .extensions
+        .iter()
+        .flatten()
+        .find(|e| e.critical && !KNOWN_CRITICAL.contains(&e.extn_id));
+    match unknown {
+        Some(e) => Err(bad(format!(
+            "{what} has a critical extension this verifier does not know ({})",
+            e.extn_id
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn valid_at(cert: &Certificate, time: DateTime<Utc>, what: &str) -> Result<(), TokenError> {
@@ -580,6 +683,7 @@ fn chain_to_trust(
                 )
                 .is_ok()
                     && is_ca(c)
+                    && no_unknown_critical(c, "an issuing certificate").is_ok()
                     && valid_at(c, time, "an issuing certificate").is_ok()
             })
             .ok_or_else(untrusted)?;
@@ -733,9 +837,56 @@ fn generalized_time(any: &Any) -> Result<DateTime<Utc>, TokenError> {
     {
         return Err(invalid());
     }
+    if &whole[12..] > "59" {
+        return Err(invalid()); // no leap second: nothing downstream represents one
+    }
     NaiveDateTime::parse_from_str(whole, "%Y%m%d%H%M%S")
         .map(|t| t.and_utc())
         .map_err(|_| invalid())
+}
+
+/// The longest TSA URL recorded in an anchor.
+pub const MAX_URL: usize = 2048;
+
+/// A TSA's address: the URL asked (with any user name and password it needs) and the form an
+/// anchor records and messages show, without user name, password, query or fragment (secrets
+/// stay out of the evidence) and in ASCII.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TsaUrl {
+    url: reqwest::Url,
+    shown: String,
+}
+
+impl TsaUrl {
+    /// An `http` or `https` URL; the error does not repeat it (it may hold a password).
+    pub fn parse(text: &str) -> Result<TsaUrl, String> {
+        let url = reqwest::Url::parse(text).map_err(|e| format!("not a URL ({e})"))?;
+        if !matches!(url.scheme(), "http" | "https") || !url.has_host() {
+            return Err("not an http:// or https:// URL".into());
+        }
+        let mut shown = url.clone();
+        // (Cannot fail for an http URL with a host.)
+        let _ = shown.set_username("");
+        let _ = shown.set_password(None);
+        shown.set_query(None);
+        shown.set_fragment(None);
+        let shown = shown.to_string();
+        if shown.len() > MAX_URL {
+            return Err(format!("longer than {MAX_URL} characters"));
+        }
+        Ok(TsaUrl { url, shown })
+    }
+
+    /// The URL as an anchor records it.
+    pub fn shown(&self) -> &str {
+        &self.shown
+    }
+}
+
+impl fmt::Display for TsaUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.shown)
+    }
 }
 
 /// Ask the TSA at `url` for a token over `digest`: one HTTP POST of a `TimeStampReq`
@@ -743,12 +894,12 @@ fn generalized_time(any: &Any) -> Result<DateTime<Utc>, TokenError> {
 /// returned (granted, this digest, this nonce, signed by its certificate).
 pub async fn fetch(
     client: &reqwest::Client,
-    url: &str,
+    tsa: &TsaUrl,
     digest: &[u8; 32],
 ) -> Result<Vec<u8>, FetchError> {
     let nonce: u64 = rand::random::<u64>() >> 1;
     let response = client
-        .post(url)
+        .post(tsa.url.clone())
         .header("Content-Type", "application/timestamp-query")
         .body(request(digest, nonce))
         .timeout(TIMEOUT)
@@ -829,6 +980,7 @@ mod tests {
             t("20261128123456Z").unwrap()
         );
         for bad in [
+            "20261128123460Z",
             "20261128123456",
             "20261128123456.Z",
             "20261128123456.50Z",
@@ -837,6 +989,19 @@ mod tests {
         ] {
             assert!(t(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn tsa_urls_keep_no_secret_and_are_ascii() {
+        let tsa =
+            TsaUrl::parse("https://alice:pw@tsa.example.com:8443/tsr?key=k#zeit-\u{e4}").unwrap();
+        assert_eq!(tsa.shown(), "https://tsa.example.com:8443/tsr");
+        assert_eq!(tsa.url.password(), Some("pw"));
+        for bad in ["ftp://tsa.example.com/", "tsa.example.com", "http:///x", ""] {
+            assert!(TsaUrl::parse(bad).is_err(), "{bad}");
+        }
+        let long = format!("http://tsa.example.com/{}", "a".repeat(MAX_URL));
+        assert!(TsaUrl::parse(&long).is_err());
     }
 
     #[test]

@@ -452,21 +452,38 @@ pub fn check_chain(
     records: &[(PathBuf, Verified)],
     heads: &[(PathBuf, Verified)],
 ) -> Vec<ChainIssue> {
-    // key id -> sequence -> manifest hash -> (previous, paths)
-    type Places<'a> = BTreeMap<u64, BTreeMap<[u8; 32], ([u8; 32], Vec<&'a Path>)>>;
+    /// One manifest claiming a place: its `previous`, where it was found, whether a sealed
+    /// file holds it (not only an anchor).
+    struct Claim<'a> {
+        previous: [u8; 32],
+        paths: Vec<&'a Path>,
+        sealed: bool,
+    }
+    // key id -> sequence -> manifest hash -> claim
+    type Places<'a> = BTreeMap<u64, BTreeMap<[u8; 32], Claim<'a>>>;
     let mut keys: BTreeMap<&str, Places> = BTreeMap::new();
-    for (path, v) in records {
-        let entry = keys
+    let all = records
+        .iter()
+        .map(|r| (r, true))
+        .chain(heads.iter().map(|h| (h, false)));
+    for ((path, v), sealed) in all {
+        let claim = keys
             .entry(&v.manifest.key_id)
             .or_default()
             .entry(v.manifest.sequence)
             .or_default()
             .entry(v.manifest_sha256)
-            .or_insert((v.manifest.previous, Vec::new()));
-        entry.1.push(path);
+            .or_insert(Claim {
+                previous: v.manifest.previous,
+                paths: Vec::new(),
+                sealed: false,
+            });
+        claim.paths.push(path);
+        claim.sealed |= sealed;
     }
     let mut issues = Vec::new();
     for (key_id, places) in keys {
+        // Forks and links, over every manifest known: sealed files and anchored heads.
         let mut before: Option<(u64, Option<[u8; 32]>)> = None;
         for (&sequence, claims) in &places {
             let single = (claims.len() == 1).then(|| *claims.keys().next().expect("one claim"));
@@ -474,53 +491,43 @@ pub fn check_chain(
                 issues.push(ChainIssue::Fork {
                     key_id: key_id.to_string(),
                     sequence,
-                    paths: claims
-                        .values()
-                        .map(|(_, paths)| paths[0].to_path_buf())
-                        .collect(),
+                    paths: claims.values().map(|c| c.paths[0].to_path_buf()).collect(),
                 });
             }
-            if let Some((prev_seq, prev_hash)) = before {
-                if sequence > prev_seq + 1 {
-                    issues.push(ChainIssue::Gap {
+            if let (Some((prev_seq, Some(prev_hash))), Some(hash)) = (before, single) {
+                let claim = &claims[&hash];
+                if prev_seq + 1 == sequence && claim.previous != prev_hash {
+                    issues.push(ChainIssue::BrokenLink {
                         key_id: key_id.to_string(),
-                        first: prev_seq + 1,
-                        last: sequence - 1,
+                        sequence,
+                        path: claim.paths[0].to_path_buf(),
                     });
-                } else if let (Some(prev_hash), Some(hash)) = (prev_hash, single) {
-                    let (previous, paths) = &claims[&hash];
-                    if *previous != prev_hash {
-                        issues.push(ChainIssue::BrokenLink {
-                            key_id: key_id.to_string(),
-                            sequence,
-                            path: paths[0].to_path_buf(),
-                        });
-                    }
                 }
             }
             before = Some((sequence, single));
         }
-        let last = places.keys().next_back().copied().unwrap_or(0);
-        let mut gap_to = last;
-        for (anchor_path, head) in heads.iter().filter(|(_, h)| h.manifest.key_id == key_id) {
-            let sequence = head.manifest.sequence;
-            gap_to = gap_to.max(sequence);
-            if let Some(claims) = places.get(&sequence) {
-                if !claims.contains_key(&head.manifest_sha256) {
-                    let (_, paths) = claims.values().next().expect("a claim");
-                    issues.push(ChainIssue::Fork {
-                        key_id: key_id.to_string(),
-                        sequence,
-                        paths: vec![paths[0].to_path_buf(), anchor_path.clone()],
-                    });
-                }
-            }
-        }
-        if gap_to > last {
+        // Gaps: every sequence from the lowest sealed file to the highest sealed or anchored
+        // must be held by a sealed file. A key known only from anchors has no lowest.
+        let held: Vec<u64> = places
+            .iter()
+            .filter(|(_, claims)| claims.values().any(|c| c.sealed))
+            .map(|(&sequence, _)| sequence)
+            .collect();
+        let Some(&top) = held.last() else {
+            continue;
+        };
+        let last = *places.keys().next_back().expect("a place");
+        // Missing: between two sealed files, and after the last up to the highest anchored.
+        let between = held
+            .windows(2)
+            .filter(|w| w[1] > w[0] + 1)
+            .map(|w| (w[0] + 1, w[1] - 1));
+        let after = (last > top).then_some((top + 1, last));
+        for (first, last) in between.chain(after) {
             issues.push(ChainIssue::Gap {
                 key_id: key_id.to_string(),
-                first: last + 1,
-                last: gap_to,
+                first,
+                last,
             });
         }
     }

@@ -12,7 +12,7 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use base64::Engine;
 
@@ -227,7 +227,6 @@ fn forged_anchor(t: &TestDir, anchor: &Path, mode: &str) -> (PathBuf, PathBuf) {
 /// next element: without an accuracy, the nonce is read as the accuracy and the token looks
 /// like a replay. A TSA configured without accuracy can never anchor.
 #[test]
-#[ignore = "defect: a token without accuracy has its nonce read as the accuracy (tsp::TstInfo)"]
 fn hostile_anchors_a_token_without_accuracy_keeps_its_nonce() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -274,7 +273,6 @@ fn hostile_anchors_a_token_without_accuracy_keeps_its_nonce() {
 /// The run's anchor goes where the seals went (`-o`), not into the first of the run's
 /// directories in name order (here the input directory, `a-in` < `z-out`).
 #[test]
-#[ignore = "defect: callrec-seal writes the run's anchor into dirs.first(), which may be an input directory"]
 fn hostile_anchors_the_runs_anchor_goes_to_the_output_directory() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -295,7 +293,6 @@ fn hostile_anchors_the_runs_anchor_goes_to_the_output_directory() {
 /// anchor and records the head as anchored, so the real TSA is never asked for that head.
 /// With the trusted TSA certificates known at sealing (CALLREC_TSA_CA), it must not count.
 #[test]
-#[ignore = "defect: an untrusted TSA's token marks the head anchored (seal checks tokens without trust)"]
 fn hostile_anchors_an_untrusted_tsa_does_not_anchor_the_head() {
     let t = TestDir::new();
     let real = Tsa::start_with(Alg::EcP256);
@@ -333,7 +330,6 @@ fn hostile_anchors_an_untrusted_tsa_does_not_anchor_the_head() {
 /// given, and the anchor's own reader refuses it: the head counts as anchored, yet every
 /// verification of the set fails.
 #[test]
-#[ignore = "defect: callrec-seal records a TSA URL that Anchor::parse refuses"]
 fn hostile_anchors_an_anchor_seal_writes_is_one_verify_reads() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -353,7 +349,6 @@ fn hostile_anchors_an_anchor_seal_writes_is_one_verify_reads() {
 /// A TSA URL with credentials (`https://user:password@tsa/...`, as paid TSAs use) goes into
 /// every anchor file, so into the evidence handed to a court and its report.
 #[test]
-#[ignore = "defect: the TSA URL's user and password are written into anchor files"]
 fn hostile_anchors_no_tsa_password_in_an_anchor() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -371,7 +366,6 @@ fn hostile_anchors_no_tsa_password_in_an_anchor() {
 /// `--timestamp each` with a TSA that accepts connections and never answers: every record
 /// waits the whole timeout, one after another, so a run of N records takes N times 10 s.
 #[test]
-#[ignore = "defect: --timestamp each waits tsp::TIMEOUT per record for a TSA that is already known dead"]
 fn hostile_anchors_a_dead_tsa_costs_a_run_one_timeout() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -380,7 +374,6 @@ fn hostile_anchors_a_dead_tsa_costs_a_run_one_timeout() {
     for i in 1..=3 {
         wav(&t, &format!("in/call-{i}.wav"));
     }
-    let start = Instant::now();
     let (code, _, stderr) = run(t.cmd("callrec-seal").args([
         "-k",
         "keys",
@@ -394,12 +387,10 @@ fn hostile_anchors_a_dead_tsa_costs_a_run_one_timeout() {
         &tsa.url(),
         "in",
     ]));
-    let took = start.elapsed();
     assert_eq!(code, 0, "{stderr}");
-    assert!(
-        took < Duration::from_secs(25),
-        "3 records with a silent TSA took {took:?}"
-    );
+    // Asked once: after it did not answer, the run asks it no more (each request would cost
+    // the whole timeout).
+    assert_eq!(tsa.requests(), 1, "{stderr}");
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -408,7 +399,6 @@ fn hostile_anchors_a_dead_tsa_costs_a_run_one_timeout() {
 /// An empty (or blank) --tsa-ca file panics in x509-cert's `load_pem_chain` (debug builds:
 /// "attempt to subtract with overflow"), exit 101.
 #[test]
-#[ignore = "defect: TsaTrust::from_pem passes empty input to x509-cert's load_pem_chain, which panics"]
 fn hostile_anchors_an_empty_tsa_ca_file_is_an_error_not_a_crash() {
     let t = TestDir::new();
     t.keygen("keys");
@@ -432,7 +422,6 @@ fn hostile_anchors_an_empty_tsa_ca_file_is_an_error_not_a_crash() {
 /// forked, and the verifier holds the proof. Here the records present start after that
 /// sequence (so neither head is "present"), and the record after follows only one of them.
 #[test]
-#[ignore = "defect: check_chain compares anchored heads only with records, never with each other or the record after"]
 fn hostile_anchors_two_anchored_heads_at_one_sequence_are_a_fork() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);
@@ -482,7 +471,6 @@ fn hostile_anchors_two_anchored_heads_at_one_sequence_are_a_fork() {
 /// * a SignerInfo with both ESS attributes, v1 naming the signer and v2 another certificate
 ///   (OpenSSL checks both; callrec only the first in the set).
 #[test]
-#[ignore = "defect: tsp::check ignores the TSA certificate's key usage and all but the first ESS attribute"]
 fn hostile_anchors_callrec_refuses_what_openssl_refuses() {
     let t = TestDir::new();
     let tsa = Tsa::start_with(Alg::EcP256);

@@ -133,6 +133,10 @@ pub struct QueryIndexArgs {
     /// Also check each record's signature against these trusted public keys; repeatable
     #[arg(short, long, value_name = "PUB")]
     pub pubkey: Vec<PathBuf>,
+    /// Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]. Only anchors whose TSA
+    /// chains to one date records (anchored_at)
+    #[arg(long, value_name = "PEM")]
+    pub tsa_ca: Vec<PathBuf>,
     /// Print a summary per archive and each flagged record as JSON Lines
     #[arg(long)]
     pub json: bool,
@@ -267,4 +271,8 @@ pub struct QueryGetArgs {
     /// The key for the text info: an age identity file, a table key, or a key directory
     #[arg(short, long, value_name = "KEY")]
     pub identity: Option<PathBuf>,
+    /// Trusted TSA certificates (PEM) for --print's trusted time; repeatable
+    /// [env: CALLREC_TSA_CA]
+    #[arg(long, value_name = "PEM")]
+    pub tsa_ca: Vec<PathBuf>,
 }

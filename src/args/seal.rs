@@ -98,6 +98,11 @@ pub struct SealArgs {
     #[arg(long = "tsa", value_name = "URL", help_heading = "Anchors")]
     pub tsa: Vec<String>,
 
+    /// Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]. A token that does
+    /// not chain to one is refused, so whoever else answers at a TSA's address cannot anchor
+    #[arg(long, value_name = "PEM", help_heading = "Anchors")]
+    pub tsa_ca: Vec<PathBuf>,
+
     /// When to time-stamp with --tsa: once per run, or after each record sealed (one round
     /// trip each, for high-value calls)
     #[arg(long, value_enum, value_name = "WHEN", default_value_t = TimestampArg::Run, help_heading = "Anchors")]
@@ -155,6 +160,10 @@ pub struct AnchorArgs {
     /// The RFC 3161 TSA to ask; repeatable [env: CALLREC_TSA, URLs separated by spaces]
     #[arg(long = "tsa", value_name = "URL")]
     pub tsa: Vec<String>,
+
+    /// Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]
+    #[arg(long, value_name = "PEM")]
+    pub tsa_ca: Vec<PathBuf>,
 
     /// Write the anchor files here
     #[arg(short, long, value_name = "DIR", default_value = ".")]

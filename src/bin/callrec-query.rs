@@ -5,7 +5,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
@@ -111,7 +111,7 @@ fn index_archives(
         endpoint: endpoint.map(str::to_string),
         trusted,
         text_keys: query::TextKeys::new(args.identity.as_deref()),
-        tsa: tsa_trust(&[])?,
+        tsa: TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?,
     };
     let progress = if io::stderr().is_terminal() && !args.json {
         indicatif::ProgressBar::new(0)
@@ -214,21 +214,6 @@ fn report_indexed(out: &mut impl Write, indexed: &Indexed, json: bool) -> io::Re
         );
     }
     Ok(())
-}
-
-/// The trusted TSA certificates: those given, else `$CALLREC_TSA_CA` (PEM), as for
-/// callrec-verify. (No option of callrec-query names them yet: `given` is empty.)
-fn tsa_trust(given: &[PathBuf]) -> anyhow::Result<TsaTrust> {
-    let mut trust = TsaTrust::default();
-    for path in callrec::places::tsa_ca(given) {
-        let pem = callrec::fsutil::read_regular(&path)
-            .with_context(|| format!("cannot read TSA certificates {path:?}"))?;
-        trust.extend(
-            TsaTrust::from_pem(&pem)
-                .with_context(|| format!("TSA certificates {path:?} cannot be used"))?,
-        );
-    }
-    Ok(trust)
 }
 
 /// A result code with its label.
@@ -465,7 +450,7 @@ fn get(
     };
     // Only a printed page shows a trusted time, checked against the TSA certificates.
     let tsa = match &part {
-        Part::Text { page: true, .. } => tsa_trust(&[])?,
+        Part::Text { page: true, .. } => TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?,
         _ => TsaTrust::default(),
     };
     let request = GetRequest {

@@ -4,6 +4,7 @@ use std::io::{self, IsTerminal};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
 
 use anyhow::{bail, Context};
 use clap::Parser;
@@ -17,6 +18,7 @@ use callrec::format::Cipher;
 use callrec::keys::{self, SealKey};
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
 use callrec::transcode::X264;
+use callrec::tsp::{FetchError, TsaTrust, TsaUrl};
 use callrec::watermark::WatermarkOptions;
 use callrec::wire::{self, WirePath};
 
@@ -88,7 +90,7 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
             start.freed
         );
     }
-    let (inputs, dirs) = (start.inputs, start.dirs);
+    let inputs = start.inputs;
 
     let jobs = args.jobs.unwrap_or(0);
     let pool = rayon::ThreadPoolBuilder::new().num_threads(jobs).build()?;
@@ -108,13 +110,37 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     );
     // Time stamps: every TSA at once, over the head. A TSA that does not answer leaves the head
     // for the next run (or `callrec-seal anchor`) to anchor; sealing never waits for long.
-    let tsas = callrec::places::tsa_urls(&args.tsa);
+    let tsas = tsa_urls(&args.tsa)?;
+    let trust = TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?;
+    // A TSA that could not be reached once is not asked again in this run, so a dead one costs
+    // one timeout, not one per record.
+    let unreachable: Mutex<Vec<String>> = Mutex::new(Vec::new());
+    let last_dir: Mutex<Option<PathBuf>> = Mutex::new(None);
     let anchor_head = |dir: &Path| {
-        if tsas.is_empty() {
+        let live: Vec<TsaUrl> = {
+            let dead = unreachable.lock().unwrap_or_else(|e| e.into_inner());
+            tsas.iter()
+                .filter(|t| !dead.contains(&t.shown().to_string()))
+                .cloned()
+                .collect()
+        };
+        if live.is_empty() {
             return;
         }
-        match anchor::anchor_head(&key_dir, &tsas, dir, false) {
+        match anchor::anchor_head(&key_dir, &live, &trust, dir, false) {
             Ok(anchoring) => {
+                for outcome in &anchoring.outcomes {
+                    if let Outcome::Failed {
+                        tsa,
+                        error: FetchError::Unreachable(_),
+                    } = outcome
+                    {
+                        unreachable
+                            .lock()
+                            .unwrap_or_else(|e| e.into_inner())
+                            .push(tsa.clone());
+                    }
+                }
                 let n =
                     progress.suspend(|| report_anchoring(stdout, &anchoring, args.json, args.null));
                 anchored.fetch_add(n, Ordering::Relaxed);
@@ -136,16 +162,26 @@ fn run(args: SealArgs, stdout: &Stdout) -> anyhow::Result<u8> {
                 Err(_) => failed.fetch_add(1, Ordering::Relaxed),
             };
             progress.suspend(|| report(stdout, input, &result, &args));
-            if let (true, Ok(outcome @ SealOutcome::Sealed { .. })) = (each, &result) {
-                anchor_head(callrec::fsutil::parent_dir(outcome.sealed_path()));
+            if let Ok(outcome @ SealOutcome::Sealed { .. }) = &result {
+                let dir = callrec::fsutil::parent_dir(outcome.sealed_path());
+                *last_dir.lock().unwrap_or_else(|e| e.into_inner()) = Some(dir.to_path_buf());
+                if each {
+                    anchor_head(dir);
+                }
             }
             progress.inc(1);
         })
     });
     progress.finish_and_clear();
     // Once per run (with `--timestamp each`, only if the run's last anchor did not cover the
-    // head, say when a TSA was down).
-    anchor_head(dirs.first().map_or(Path::new("."), PathBuf::as_path));
+    // head, say when a TSA was down), into the output directory, else beside the last record
+    // sealed, else here.
+    let dir = options
+        .out_dir
+        .clone()
+        .or_else(|| last_dir.into_inner().unwrap_or_else(|e| e.into_inner()))
+        .unwrap_or_else(|| PathBuf::from("."));
+    anchor_head(&dir);
     let (sealed, already, failed, anchored) = (
         sealed.into_inner(),
         already.into_inner(),
@@ -229,11 +265,12 @@ fn report(
 /// no TSA could be reached, 1 when none gave a good token.
 fn anchor_now(args: &AnchorArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     let key_dir = args.key.clone().unwrap_or_else(callrec::places::key_dir);
-    let tsas = callrec::places::tsa_urls(&args.tsa);
+    let tsas = tsa_urls(&args.tsa)?;
     if tsas.is_empty() {
         bail!("no TSA: give --tsa URL or set CALLREC_TSA");
     }
-    let anchoring = anchor::anchor_head(&key_dir, &tsas, &args.output_dir, args.again)
+    let trust = TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?;
+    let anchoring = anchor::anchor_head(&key_dir, &tsas, &trust, &args.output_dir, args.again)
         .with_context(|| format!("cannot anchor the chain of key directory {key_dir:?}"))?;
     if anchoring.outcomes.is_empty() {
         eprintln!(
@@ -309,4 +346,21 @@ fn report_anchoring(stdout: &Stdout, anchoring: &Anchoring, json: bool, null: bo
         eprintln!("{PROG}: key {key_id}: the chain head is not anchored; `{PROG} anchor` anchors it later");
     }
     anchored
+}
+
+/// The TSAs: `--tsa`, else `$CALLREC_TSA`. The error does not repeat a URL (it may hold a
+/// password).
+fn tsa_urls(given: &[String]) -> anyhow::Result<Vec<TsaUrl>> {
+    callrec::places::tsa_urls(given)
+        .iter()
+        .enumerate()
+        .map(|(i, text)| {
+            TsaUrl::parse(text).map_err(|e| {
+                anyhow::anyhow!(
+                    "TSA {} of --tsa (or $CALLREC_TSA) cannot be used: {e}",
+                    i + 1
+                )
+            })
+        })
+        .collect()
 }

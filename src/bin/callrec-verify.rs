@@ -4,7 +4,7 @@ use std::io::{self, IsTerminal, Write};
 use std::path::Path;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context};
+use anyhow::bail;
 use clap::Parser;
 
 use callrec::anchor;
@@ -168,7 +168,7 @@ fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Re
 }
 
 fn verify_all(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
-    let tsa = tsa_trust(args)?;
+    let tsa = TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?;
     let files = cli::expand_dirs(
         cli::input_paths(&args.files, args.null)?,
         cli::Walk::Evidence,
@@ -403,7 +403,7 @@ fn bundle(
         cli::input_paths(&args.files, args.null)?,
         cli::Walk::Evidence,
     )?;
-    let tsa = tsa_trust(args)?;
+    let tsa = TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?;
     let pubkeys = callrec::places::pubkeys(&args.pubkey);
     let maker = callrec::bundle::Maker::here();
     let options = callrec::bundle::Options {
@@ -460,18 +460,4 @@ fn bundle(
         }
         Err(e) => Err(e.into()),
     }
-}
-
-/// The trusted TSA certificates, from --tsa-ca or $CALLREC_TSA_CA.
-fn tsa_trust(args: &VerifyArgs) -> anyhow::Result<TsaTrust> {
-    let mut trust = TsaTrust::default();
-    for path in callrec::places::tsa_ca(&args.tsa_ca) {
-        let pem = callrec::fsutil::read_regular(&path)
-            .with_context(|| format!("cannot read TSA certificates {path:?}"))?;
-        trust.extend(
-            TsaTrust::from_pem(&pem)
-                .with_context(|| format!("TSA certificates {path:?} cannot be used"))?,
-        );
-    }
-    Ok(trust)
 }
