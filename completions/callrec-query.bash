@@ -85,7 +85,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__get)
-            opts="-o -p -i -h --audio --video --sealed --text --print --output --pubkey --identity --db --endpoint --vocabulary --help"
+            opts="-o -p -i -h --audio --video --sealed --text --print --output --pubkey --identity --tsa-ca --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -112,6 +112,10 @@ _callrec__query() {
                     return 0
                     ;;
                 -i)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tsa-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -259,7 +263,7 @@ _callrec__query() {
             return 0
             ;;
         callrec__subcmd__query__subcmd__index)
-            opts="-i -p -h --identity --pubkey --json --db --endpoint --vocabulary --help"
+            opts="-i -p -h --identity --pubkey --tsa-ca --json --db --endpoint --vocabulary --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -278,6 +282,10 @@ _callrec__query() {
                     return 0
                     ;;
                 -p)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tsa-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

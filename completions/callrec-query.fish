@@ -37,6 +37,7 @@ complete -c callrec-query -n "__fish_callrec_query_needs_command" -f -a "get" -d
 complete -c callrec-query -n "__fish_callrec_query_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s i -l identity -d 'The server\'s key for the text info: an age identity file, a table key, or a key directory' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -s p -l pubkey -d 'Also check each record\'s signature against these trusted public keys; repeatable' -r -F
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l tsa-ca -d 'Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]. Only anchors whose TSA chains to one date records (anchored_at)' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand index" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F
@@ -93,6 +94,7 @@ complete -c callrec-query -n "__fish_callrec_query_using_subcommand stats" -s h 
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s o -l output -d 'Write here (never over an existing file) [default for --text and --print: stdout]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s p -l pubkey -d 'Trusted public key (seal.pub or a key directory); repeatable [default: $CALLREC_PUBKEY]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -s i -l identity -d 'The key for the text info: an age identity file, a table key, or a key directory' -r -F
+complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l tsa-ca -d 'Trusted TSA certificates (PEM) for --print\'s trusted time; repeatable [env: CALLREC_TSA_CA]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l db -d 'The index [default: $XDG_DATA_HOME/callrec/index.sqlite]' -r -F
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l endpoint -d 'S3 endpoint URL [default: $AWS_ENDPOINT_URL]' -r
 complete -c callrec-query -n "__fish_callrec_query_using_subcommand get" -l vocabulary -d 'Vocabulary file for roles, business types and results [default: as callrec-annotate: $CALLREC_VOCABULARY, else ~/.config/callrec/vocabulary.json]' -r -F

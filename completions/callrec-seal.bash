@@ -41,7 +41,7 @@ _callrec__seal() {
 
     case "${cmd}" in
         callrec__seal)
-            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --tsa --timestamp --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen anchor help"
+            opts="-k -r -o -0 -j -h -V --key --recipient --cipher --output-dir --tsa --tsa-ca --timestamp --remove-source --null --jobs --json --no-watermark --preset --crf --watermark-font --help --version keygen anchor help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -79,6 +79,10 @@ _callrec__seal() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --tsa-ca)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --timestamp)
                     COMPREPLY=($(compgen -W "run each" -- "${cur}"))
                     return 0
@@ -111,7 +115,7 @@ _callrec__seal() {
             return 0
             ;;
         callrec__subcmd__seal__subcmd__anchor)
-            opts="-k -o -h --key --tsa --output-dir --again --json --help"
+            opts="-k -o -h --key --tsa --tsa-ca --output-dir --again --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -126,6 +130,10 @@ _callrec__seal() {
                     return 0
                     ;;
                 --tsa)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tsa-ca)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

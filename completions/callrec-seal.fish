@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_callrec_seal_global_optspecs
-    string join \n k/key= r/recipient= cipher= o/output-dir= tsa= timestamp= remove-source 0/null j/jobs= json no-watermark preset= crf= watermark-font= h/help V/version
+    string join \n k/key= r/recipient= cipher= o/output-dir= tsa= tsa-ca= timestamp= remove-source 0/null j/jobs= json no-watermark preset= crf= watermark-font= h/help V/version
 end
 
 function __fish_callrec_seal_needs_command
@@ -30,6 +30,7 @@ complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l cipher -d 'Ho
 table\t'The document\'s byte substitution table: tamper-evident, NOT confidential'"
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s o -l output-dir -d 'Write sealed files here instead of beside their inputs' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l tsa -d 'At the end of the run, time-stamp the key\'s chain head with this RFC 3161 TSA (one round trip per run, at most 10 s); repeatable, each TSA gives its own anchor [env: CALLREC_TSA, URLs separated by spaces]' -r
+complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l tsa-ca -d 'Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]. A token that does not chain to one is refused, so whoever else answers at a TSA\'s address cannot anchor' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -l timestamp -d 'When to time-stamp with --tsa: once per run, or after each record sealed (one round trip each, for high-value calls)' -r -f -a "run\t'Once, at the end of the run, over the head after it (default)'
 each\t'After each record sealed, over the head that record made'"
 complete -c callrec-seal -n "__fish_callrec_seal_needs_command" -s j -l jobs -d 'Seal this many files at once [default: number of CPUs]' -r
@@ -58,6 +59,7 @@ complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand keygen" -s o -
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand keygen" -s h -l help -d 'Print help'
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -s k -l key -d 'Key directory [default: $CALLREC_KEYDIR, else $XDG_CONFIG_HOME/callrec/keys, else ~/.config/callrec/keys]' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -l tsa -d 'The RFC 3161 TSA to ask; repeatable [env: CALLREC_TSA, URLs separated by spaces]' -r
+complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -l tsa-ca -d 'Trusted TSA certificates (PEM); repeatable [env: CALLREC_TSA_CA]' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -s o -l output-dir -d 'Write the anchor files here' -r -F
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -l again -d 'Anchor the head even if it is anchored already (to add another TSA\'s witness)'
 complete -c callrec-seal -n "__fish_callrec_seal_using_subcommand anchor" -l json -d 'Print one JSON object per line (JSON Lines) instead of paths'
