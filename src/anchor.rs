@@ -185,7 +185,30 @@ pub fn verify(
     let mut bytes = Vec::with_capacity(len as usize);
     std::io::Read::read_to_end(&mut std::io::Read::take(file, MAX_LEN + 1), &mut bytes)
         .at("cannot read", path)?;
-    let anchor = Anchor::parse(&bytes).map_err(|e| failed(Check::Anchor, e))?;
+    let (anchor, head, stamp) = check_bytes(&bytes, Some(trusted), tsa)?;
+    Ok(VerifiedAnchor {
+        path: path.to_path_buf(),
+        anchor,
+        head,
+        stamp,
+    })
+}
+
+/// The checks of [`verify`] on an anchor file's bytes in hand: its form, the head's manifest,
+/// its signature by a trusted key (not checked when `trusted` is `None`: a push without
+/// `--pubkey`), and the token. Returns the anchor, its head and the stamp.
+pub fn check_bytes(
+    bytes: &[u8],
+    trusted: Option<&TrustedKeys>,
+    tsa: &TsaTrust,
+) -> Result<(Anchor, Verified, Stamp), VerifyError> {
+    if bytes.len() as u64 > MAX_LEN {
+        return Err(failed(
+            Check::Anchor,
+            format!("larger than {MAX_LEN} bytes"),
+        ));
+    }
+    let anchor = Anchor::parse(bytes).map_err(|e| failed(Check::Anchor, e))?;
     let manifest = Manifest::parse(&anchor.manifest)
         .map_err(|e| failed(Check::Manifest, format!("the anchored manifest: {e}")))?;
     let manifest_sha256 = Manifest::sha256(&anchor.manifest);
@@ -198,7 +221,9 @@ pub fn verify(
             "key-id, sequence or manifest-sha256 differ from the anchored manifest",
         ));
     }
-    verify::check_signature(&anchor.signature, &manifest, &anchor.manifest, trusted)?;
+    if let Some(trusted) = trusted {
+        verify::check_signature(&anchor.signature, &manifest, &anchor.manifest, trusted)?;
+    }
     let stamp = tsp::check_token(&anchor.token, &anchor.manifest_sha256, tsa)
         .map_err(|e| failed(Check::Timestamp, e.to_string()))?;
     if manifest.sealed_at > stamp.time {
@@ -210,15 +235,11 @@ pub fn verify(
             ),
         ));
     }
-    Ok(VerifiedAnchor {
-        path: path.to_path_buf(),
-        anchor,
-        head: Verified {
-            manifest,
-            manifest_sha256,
-        },
-        stamp,
-    })
+    let head = Verified {
+        manifest,
+        manifest_sha256,
+    };
+    Ok((anchor, head, stamp))
 }
 
 /// What asking one TSA gave.

@@ -12,8 +12,8 @@ use chrono::Datelike;
 use crate::anchor::{self, Anchor};
 use crate::format::Manifest;
 use crate::keys::TrustedKeys;
-use crate::tsp::{self, Stamp, TsaTrust};
-use crate::verify::{self, Check, VerifyError};
+use crate::tsp::{Stamp, TsaTrust};
+use crate::verify::VerifyError;
 
 use super::Archive;
 
@@ -28,60 +28,19 @@ pub struct CheckedAnchor {
     pub signed: bool,
 }
 
-fn failed(check: Check, reason: impl Into<String>) -> VerifyError {
-    VerifyError::Failed {
-        check,
-        reason: reason.into(),
-    }
-}
-
-/// Check an anchor file's bytes in the order of `docs/FORMAT.md` section 11, as
-/// [`anchor::verify`] checks a file: its size and form (`anchor`), the head's manifest
-/// (`manifest`), with `trusted` keys the head's signature (`signature`), and the token over
-/// the head's manifest hash (`timestamp`: against `tsa` when it holds certificates, else
-/// every check but the chain to a trusted TSA, and the stamp is not trusted); the head may not
-/// claim to be sealed after the TSA's time. Only [`VerifyError::Failed`] is returned: the
-/// bytes are in hand.
+/// Check an anchor file's bytes as [`anchor::verify`] checks a file ([`anchor::check_bytes`]:
+/// without `trusted` keys the head's signature is not checked, and without certificates in
+/// `tsa` the stamp is not trusted). Only [`VerifyError::Failed`] is returned: the bytes are in
+/// hand.
 pub fn check_anchor(
     bytes: &[u8],
     trusted: Option<&TrustedKeys>,
     tsa: &TsaTrust,
 ) -> Result<CheckedAnchor, VerifyError> {
-    if bytes.len() as u64 > anchor::MAX_LEN {
-        return Err(failed(
-            Check::Anchor,
-            format!("larger than {} bytes", anchor::MAX_LEN),
-        ));
-    }
-    let anchor = Anchor::parse(bytes).map_err(|e| failed(Check::Anchor, e))?;
-    let head = Manifest::parse(&anchor.manifest)
-        .map_err(|e| failed(Check::Manifest, format!("the anchored manifest: {e}")))?;
-    if Manifest::sha256(&anchor.manifest) != anchor.manifest_sha256
-        || head.key_id != anchor.key_id
-        || head.sequence != anchor.sequence
-    {
-        return Err(failed(
-            Check::Anchor,
-            "key-id, sequence or manifest-sha256 differ from the anchored manifest",
-        ));
-    }
-    if let Some(keys) = trusted {
-        verify::check_signature(&anchor.signature, &head, &anchor.manifest, keys)?;
-    }
-    let stamp = tsp::check_token(&anchor.token, &anchor.manifest_sha256, tsa)
-        .map_err(|e| failed(Check::Timestamp, e.to_string()))?;
-    if head.sealed_at > stamp.time {
-        return Err(failed(
-            Check::Timestamp,
-            format!(
-                "the head claims to be sealed at {} but was stamped earlier, at {}",
-                head.sealed_at, stamp.time
-            ),
-        ));
-    }
+    let (anchor, head, stamp) = anchor::check_bytes(bytes, trusted, tsa)?;
     Ok(CheckedAnchor {
         anchor,
-        head,
+        head: head.manifest,
         stamp,
         signed: trusted.is_some(),
     })
