@@ -83,10 +83,11 @@ pub enum VerifyDepth {
     Full,
 }
 
-/// Send sealed records to the archive: a directory or S3-compatible object storage. Never
-/// overwrites, verifies after upload, loses nothing.
+/// Send sealed records and their anchors to the archive: a directory or S3-compatible object
+/// storage. Never overwrites, verifies after upload, loses nothing.
 ///
-/// Each INPUT is a sealed file or a spool directory (walked, except its sent/ directory). With
+/// Each INPUT is a sealed file, an anchor file, or a spool directory (walked for both, except
+/// its sent/ directory; records first, then anchors). With
 /// no INPUT and stdin not a terminal, paths are read from stdin. Archive keys are printed on
 /// stdout.
 #[derive(Debug, Parser)]
