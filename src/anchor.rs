@@ -474,22 +474,33 @@ pub fn check_times(
 /// `$A` with coreutils, minisign and OpenSSL (`openssl ts`) against the TSA certificates in
 /// `$TSA_CA`, and run under `set -eu`: the first failure stops them, and `STEP` names the check
 /// under way. They use the scratch directory `$D`, leave the head's manifest there
-/// (`manifest`), and set `H` (the head's manifest hash) and `T` (the TSA's time, as OpenSSL
-/// prints it). `pick_key` runs before the head's signature is checked; it may set `PUB`, the
-/// trusted public key file, and can read the head's facts with `m NAME`.
+/// (`manifest`), and set `H` (the head's manifest hash), `T` (the TSA's time, as OpenSSL
+/// prints it) and `TS` (that time in Unix seconds). `pick_key` runs before the head's
+/// signature is checked; it may set `PUB`, the trusted public key file, and can read the
+/// head's facts with `m NAME`.
 pub(crate) fn shell_checks(pick_key: &str) -> String {
     format!(
         r#"field() {{ sed -n "s/^$1: //p" "$A"; }}
 
-# 1. anchor: the first line, then the fields; the head's manifest hash, key and sequence.
+# 1. anchor: the first line, then each field exactly once; the head's manifest hash; the
+# head's manifest, each fact read here once, sealed-at a UTC time to the second (no leap
+# second), its key and sequence the anchor's.
 STEP=anchor
 test "$(head -n 1 "$A")" = "{magic}"
+for name in key-id sequence manifest-sha256 tsa token manifest signature; do
+  test "$(grep -c "^$name: " "$A")" -eq 1
+done
 field token | base64 -d > "$D/token.der"
 field manifest | base64 -d > "$D/manifest"
 field signature | base64 -d > "$D/manifest.minisig"
 H=$(field manifest-sha256)
 test "$(sha256sum < "$D/manifest" | cut -d ' ' -f 1)" = "$H"
 m() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
+test "$(head -n 1 "$D/manifest")" = "{manifest_header}"
+for name in record-id key-id sealed-at sequence previous; do
+  test "$(grep -c "^$name: " "$D/manifest")" -eq 1
+done
+m sealed-at | grep -Eqx '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-5][0-9]Z'
 test "$(m key-id)" = "$(field key-id)"
 test "$(m sequence)" = "$(field sequence)"
 
@@ -499,14 +510,23 @@ test "$(sed -n 2p "$D/manifest.minisig" | base64 -d | od -An -v -t x8 --endian=l
 {pick_key}minisign -V -p "$PUB" -m "$D/manifest"
 test "$(sed -n 's/^trusted comment: //p' "$D/manifest.minisig")" = "record:$(m record-id) sequence:$(m sequence)"
 
-# 3. timestamp: the TSA's token stamps that hash, signed by a certificate that chains to
-# TSA_CA; the head was not sealed after the TSA's time.
+# 3. timestamp: the token's time T first (printed once, "Mon DD hh:mm:ss[.fff] YYYY GMT"; TS
+# its Unix seconds, fractions dropped). The token stamps that hash, signed by a certificate
+# that is one of TSA_CA or chains to one (-partial_chain: a trusted TSA certificate need not
+# be a root; -untrusted only offers TSA_CA's certificates as the signer or issuers, trusting
+# nothing more), every certificate valid at T (-attime), not today: a TSA certificate expires
+# long before the evidence does. The head was not sealed after T.
 STEP=timestamp
-openssl ts -verify -digest "$H" -in "$D/token.der" -token_in -CAfile "$TSA_CA"
-T=$(openssl ts -reply -in "$D/token.der" -token_in -text | sed -n 's/^Time stamp: //p')
-test "$(date -u -d "$(m sealed-at)" +%s)" -le "$(date -u -d "$T" +%s)"
+openssl ts -reply -in "$D/token.der" -token_in -text > "$D/token.txt"
+test "$(grep -c '^Time stamp: ' "$D/token.txt")" -eq 1
+T=$(sed -n 's/^Time stamp: //p' "$D/token.txt")
+printf '%s\n' "$T" | grep -Eqx '(Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec) [ 1-3][0-9] [0-9]{{2}}:[0-9]{{2}}:[0-5][0-9](\.[0-9]+)? [0-9]{{4}} GMT'
+TS=$(date -u -d "$T" +%s)
+openssl ts -verify -digest "$H" -in "$D/token.der" -token_in -CAfile "$TSA_CA" -untrusted "$TSA_CA" -partial_chain -attime "$TS"
+test "$(date -u -d "$(m sealed-at)" +%s)" -le "$TS"
 "#,
         magic = MAGIC,
+        manifest_header = crate::format::MANIFEST_HEADER,
     )
 }
 

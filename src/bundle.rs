@@ -15,8 +15,11 @@
 //! - Nothing is decrypted: the report shows the signed manifests' facts and the files' hashes,
 //!   never the text info (personal data). Every value in it is escaped for HTML.
 //! - File names are kept, so two inputs of one name are refused rather than renamed, and a name
-//!   the scripts cannot carry (not UTF-8, a control character, a backslash, a leading dot) is
-//!   refused.
+//!   the scripts cannot carry (not UTF-8, a control character, a bidirectional formatting
+//!   character, a backslash, a leading dot) is refused.
+//! - The report is a rendering for people, made from what was verified; it proves nothing by
+//!   itself (SHA256SUMS, which covers it, is as easy to remake). `verify.sh` prints the facts it
+//!   verified of each file, for a reader to compare with the report.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -152,7 +155,7 @@ pub enum BundleError {
     #[error("{first:?} and {second:?} have the same name: a bundle keeps the files' names, so it cannot hold both")]
     SameName { first: PathBuf, second: PathBuf },
     /// A file name the bundle's scripts and checksums cannot carry as it is.
-    #[error("{0:?}: a bundle cannot keep this file name (it must be UTF-8 without control characters or backslashes, and not start with '.'): copy the file to a plainer name")]
+    #[error("{0:?}: a bundle cannot keep this file name (it must be UTF-8 without control characters, bidirectional formatting characters or backslashes, and not start with '.'): copy the file to a plainer name")]
     Name(PathBuf),
     /// Anchors without trusted TSA certificates prove no time, and `verify.sh` needs them.
     #[error("the evidence holds anchors but no TSA certificate is trusted: give --tsa-ca (without one an anchor proves no time, and the bundle's verify.sh could not check it)")]
@@ -343,7 +346,9 @@ fn evidence_names(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, BundleErr
             .filter(|n| {
                 !n.is_empty()
                     && !n.starts_with('.')
-                    && !n.chars().any(|c| c.is_control() || c == '\\')
+                    && !n
+                        .chars()
+                        .any(|c| c.is_control() || is_bidi_control(c) || c == '\\')
             })
             .ok_or_else(|| BundleError::Name(path.clone()))?;
         if let Some(first) = seen.get(name) {
@@ -363,6 +368,13 @@ fn evidence_names(files: &[PathBuf]) -> Result<Vec<(PathBuf, String)>, BundleErr
         names.push((path.clone(), name.to_string()));
     }
     Ok(names)
+}
+
+/// A Unicode bidirectional formatting character: it reorders the text around it when shown, so
+/// a name holding one can print as another (the embeddings and overrides U+202A-U+202E, the
+/// isolates U+2066-U+2069, the marks U+200E, U+200F and U+061C).
+fn is_bidi_control(c: char) -> bool {
+    matches!(c, '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{200E}' | '\u{200F}' | '\u{061C}')
 }
 
 /// The trusted key files given, by key id: the bytes of each file (a key directory's
@@ -528,21 +540,97 @@ fn indent(text: &str) -> String {
         .collect()
 }
 
+/// The chain check of `verify.sh` (FORMAT.md sections 8 and 12), an awk program over the lines
+/// the file checks leave, sorted by key and sequence:
+/// `R KEY SEQUENCE MANIFEST-SHA256 PREVIOUS SEALED-AT-SECONDS RECORD-ID FILE-SHA256 SEALED-AT
+/// FILE` per sealed file and `A KEY SEQUENCE MANIFEST-SHA256 PREVIOUS TSA-SECONDS TSA-TIME FILE`
+/// per anchor (the file name last: it may hold spaces). It checks what
+/// [`verify::check_chain`] and the records' times against their anchors check: forks and links
+/// over records and anchored heads alike, gaps only where a key has a sealed file. It prints
+/// `OK chain` or `FAILED chain` lines, then the facts verified of each record and anchor, and
+/// exits 1 when the chain failed. (It is inside single quotes: no `'` in it.)
+const CHAIN_AWK: &str = r#"
+function issue(k, msg) { print "FAILED chain: key " k ": " msg; bad = 1; broken[k] = 1 }
+function missing(a, b) { return a == b ? "sequence " a " is missing" : "sequences " a " to " b " are missing" }
+# The fields from the n-th on, as they are (a file name may hold spaces).
+function from(n,   s, i) { s = $0; for (i = 1; i < n; i++) sub(/^[^ ]+ /, "", s); return s }
+# A place of the key (a sequence) read in full. Two manifests there, of records or anchored
+# heads, are a fork; one that does not follow the one manifest of the sequence before is one
+# too. Only sealed files fill a place: a gap between them means records were removed.
+function close_place() {
+  if (place < 0) return
+  if (claims > 1) issue(key, "fork: " claims " different records or anchored heads claim sequence " place)
+  else if (before >= 0 && before + 1 == place && bhash != "" && pprev != bhash) issue(key, "fork: sequence " place " does not follow sequence " before)
+  if (held) {
+    if (lastheld >= 0 && place > lastheld + 1) issue(key, "gap: " missing(lastheld + 1, place - 1) " (records were removed)")
+    if (!(key in lo)) lo[key] = place
+    hi[key] = place; lastheld = place
+  }
+  before = place; bhash = claims == 1 ? phash : ""
+}
+# The key read in full: a gap from its last sealed file up to its highest anchored head. A key
+# with no sealed file here has no gap: its anchors stand alone.
+function close_key() {
+  close_place()
+  if (lastheld >= 0 && place > lastheld) issue(key, "gap: " missing(lastheld + 1, place) " up to the anchored head (the last records were removed)")
+}
+NR == 1 || $2 != key { if (NR > 1) close_key(); key = $2; place = -1; before = -1; lastheld = -1 }
+$3 + 0 != place { close_place(); place = $3 + 0; claims = 0; held = 0; split("", seen); phash = $4; pprev = $5 }
+!($4 in seen) { seen[$4] = 1; claims++ }
+$1 == "R" { held = 1; nr++; rk[nr] = key; rs[nr] = place; rt[nr] = $6 + 0; rid[nr] = $7; rsha[nr] = $8; rat[nr] = $9; rfile[nr] = from(10) }
+$1 == "A" {
+  na++; ak[na] = key; as[na] = place; ah[na] = $4; at[na] = $6 + 0; aiso[na] = $7; afile[na] = from(8)
+  if (!(key in top) || place > top[key]) top[key] = place
+}
+END {
+  if (NR > 0) close_key()
+  for (r = 1; r <= nr; r++) {
+    # Not sealed after the time of an anchor at or above it; the anchor covering it: of those,
+    # the first stamped.
+    c = 0; late = 0
+    for (j = 1; j <= na; j++) if (ak[j] == rk[r] && as[j] >= rs[r]) {
+      if (rt[r] > at[j]) late = 1
+      if (c == 0 || at[j] < at[c] || (at[j] == at[c] && as[j] < as[c])) c = j
+    }
+    if (late) issue(rk[r], "time: sequence " rs[r] " says it was sealed after an anchor of its chain was stamped")
+    covered[r] = c
+  }
+  for (k in hi) if (!(k in broken)) {
+    line = "OK chain " k ": sequences " lo[k] " to " hi[k]
+    if ((k in top) && top[k] >= lo[k]) line = line ", anchored up to " top[k]
+    print line
+  }
+  if (nr + na > 0) print "Verified, per file (report.html renders these facts; this is what was checked):"
+  for (r = 1; r <= nr; r++) {
+    c = covered[r]
+    tsa = c ? "TSA time " aiso[c] " (" afile[c] ")" : "not anchored"
+    print "  record " rid[r] ": key " rk[r] ", sequence " rs[r] ", sealed-at " rat[r] ", file " rfile[r] ", SHA-256 " rsha[r] ", " tsa
+  }
+  for (j = 1; j <= na; j++)
+    print "  anchor " afile[j] ": key " ak[j] ", head sequence " as[j] ", head manifest SHA-256 " ah[j] ", TSA time " aiso[j]
+  exit bad
+}
+"#;
+
 /// `verify.sh`: checks the bundle it sits in with coreutils, minisign and OpenSSL: SHA256SUMS,
 /// each sealed file and anchor with the same steps `--explain` prints
-/// ([`verify::shell_checks`], [`anchor::shell_checks`]), then each key's chain.
+/// ([`verify::shell_checks`], [`anchor::shell_checks`]), then each key's chain
+/// ([`CHAIN_AWK`]), and prints the facts it verified of each file.
 pub fn verify_script() -> String {
     format!(
         r#"#!/bin/sh
 # Check this callrec evidence bundle by hand, without callrec: sh verify.sh
 #
-# Needs GNU coreutils, minisign and openssl (and sed and awk, which every Debian system has).
-# It checks SHA256SUMS; each sealed file in evidence/ as docs/FORMAT.md section 8 of callrec
-# says (the footer, the document's checksum and check byte, the signed manifest, its signature
-# by the key it names, the hashes of the text info and of the media); each anchor as section 11
-# says (its head's signature, and the RFC 3161 time stamp over that head, with openssl ts); and
-# then the chain of each key across the files. It prints OK or FAILED for each and exits 0 only
-# when everything verified.
+# Needs GNU coreutils, minisign and openssl (and sed, grep and awk, which every Debian system
+# has). It checks SHA256SUMS; each sealed file in evidence/ as docs/FORMAT.md section 8 of
+# callrec says (the footer, the document's checksum and check byte, the signed manifest, its
+# signature by the key it names, the hashes of the text info and of the media); each anchor as
+# section 11 says (its head's signature, and the RFC 3161 time stamp over that head, with
+# openssl ts, its certificates valid at the stamped time); and then the chain of each key
+# across the files. It prints OK or FAILED for each, then the facts it verified of each record
+# (id, key, sequence, sealed-at, the file's SHA-256, the TSA time of its anchor) and anchor, and
+# exits 0 only when everything verified. report.html is a rendering of those facts for people,
+# not itself proven: compare it with what this prints.
 #
 # What it trusts: the public keys in KEYS (KEYID.pub, default: keys/ here) and the TSA
 # certificates in TSA_CA (default: keys/tsa-ca.pem). They came with the bundle: compare them
@@ -554,7 +642,7 @@ abs() {{ case $1 in /*) echo "$1" ;; *) echo "$HERE/$1" ;; esac; }}
 if [ -n "${{KEYS:-}}" ]; then KEYS=$(abs "$KEYS"); else KEYS=keys; fi
 if [ -n "${{TSA_CA:-}}" ]; then TSA_CA=$(abs "$TSA_CA"); else TSA_CA=keys/tsa-ca.pem; fi
 cd "$(dirname "$0")" || exit 2
-for tool in minisign openssl sha256sum od stat base64 date sort awk sed; do
+for tool in minisign openssl sha256sum od stat base64 date sort awk sed grep; do
   if ! command -v "$tool" > /dev/null 2>&1; then
     echo "verify.sh: $tool is needed: install it (Debian: apt-get install coreutils minisign openssl)" >&2
     exit 2
@@ -576,20 +664,32 @@ key_file() {{
   echo "$KEYS/$1.pub"
 }}
 
+# A file name that cannot be printed as it is: a control character (a line break would forge
+# lines of this output), or a Unicode bidirectional control (it reorders what is shown).
+odd_name() {{
+  case $1 in *[[:cntrl:]]*) return 0 ;; esac
+  printf '%s' "$1" | LC_ALL=C grep -Eq "$(printf '\342\200[\216\217\252-\256]|\342\201[\246-\251]|\330\234')"
+}}
+
 # A sealed file, $1 (FORMAT.md section 8). Its place in its key's chain goes to $D/chain:
-# R KEY-ID SEQUENCE MANIFEST-SHA256 PREVIOUS SEALED-AT (Unix seconds).
+# R KEY-ID SEQUENCE MANIFEST-SHA256 PREVIOUS SEALED-AT(Unix seconds) RECORD-ID FILE-SHA256
+# SEALED-AT FILE.
 check_sealed() {{
   F=$1
 {sealed}
-  echo "R $(field key-id) $(field sequence) $(sha256sum < "$D/manifest" | cut -d ' ' -f 1) $(field previous) $(date -u -d "$(field sealed-at)" +%s)" > "$D/chain"
+  STEP=chain
+  AT=$(date -u -d "$(field sealed-at)" +%s)
+  FILE_SHA256=$(sha256sum < "$F" | cut -d ' ' -f 1)
+  test "${{#FILE_SHA256}}" -eq 64
+  echo "R $(field key-id) $(field sequence) $(sha256sum < "$D/manifest" | cut -d ' ' -f 1) $(field previous) $AT $(field record-id) $FILE_SHA256 $(field sealed-at) $F" > "$D/chain"
 }}
 
 # An anchor file, $1 (FORMAT.md section 11). Its head goes to $D/chain:
-# A KEY-ID SEQUENCE MANIFEST-SHA256 TSA-TIME (Unix seconds).
+# A KEY-ID SEQUENCE MANIFEST-SHA256 PREVIOUS TSA-TIME(Unix seconds) TSA-TIME FILE.
 check_anchor() {{
   A=$1
 {anchor}
-  echo "A $(m key-id) $(m sequence) $H $(date -u -d "$T" +%s)" > "$D/chain"
+  echo "A $(m key-id) $(m sequence) $H $(m previous) $TS $(date -u -d "@$TS" +%Y-%m-%dT%H:%M:%SZ) $A" > "$D/chain"
 }}
 
 # 1. SHA256SUMS: no file of the bundle changed, and every file is listed.
@@ -601,7 +701,10 @@ else
 fi
 for f in {evidence}/* {keys}/* {report} {verify}; do
   [ -e "$f" ] || continue
-  if ! awk -v f="$f" 'substr($0, 67) == f {{ found = 1 }} END {{ exit !found }}' {sums}; then
+  if odd_name "$f"; then
+    echo "FAILED: a file's name holds a control or bidirectional character"
+    bad=1
+  elif ! awk -v f="$f" 'substr($0, 67) == f {{ found = 1 }} END {{ exit !found }}' {sums}; then
     echo "FAILED $f: not listed in {sums}"
     bad=1
   fi
@@ -611,6 +714,7 @@ done
 for f in {evidence}/*; do
   [ -e "$f" ] || continue
   n=$((n + 1))
+  odd_name "$f" && continue
   D="$W/$n"
   mkdir "$D"
   case $f in *.anchor) kind=anchor ;; *) kind=sealed ;; esac
@@ -635,51 +739,13 @@ if [ "$n" -eq 0 ]; then
   bad=1
 fi
 
-# 3. The chain of each key (FORMAT.md section 8): every sequence from the lowest present to
-# the highest present or anchored is present; each record's previous is the SHA-256 of the
-# manifest before it; no two records claim one sequence; an anchored head is the record at
-# its sequence; no record says it was sealed after the TSA time of an anchor at or above it.
-{{ sort -k2,2 -k3,3n "$W/sealed"; cat "$W/anchor"; }} | awk '
-function issue(k, msg) {{ print "FAILED chain: key " k ": " msg; bad = 1; broken[k] = 1 }}
-function missing(a, b) {{ return a == b ? "sequence " a " is missing" : "sequences " a " to " b " are missing" }}
-$1 == "R" {{
-  k = $2; s = $3 + 0
-  if (k != key) {{ key = k; last = -1 }}
-  if (s == last) {{
-    if ($4 != lasthash) issue(k, "fork: two different records claim sequence " s)
-    next
-  }}
-  if (last >= 0 && s > last + 1) issue(k, "gap: " missing(last + 1, s - 1) " (records were removed)")
-  else if (last >= 0 && $5 != lasthash) issue(k, "fork: sequence " s " does not follow sequence " last)
-  hash[k, s] = $4; sealed[k, s] = $6 + 0
-  if (!(k in lo)) lo[k] = s
-  hi[k] = s; last = s; lasthash = $4
-  next
-}}
-$1 == "A" {{
-  k = $2; s = $3 + 0
-  if (((k, s) in hash) && hash[k, s] != $4) issue(k, "fork: the anchored head is not the record at sequence " s)
-  if (!(k in top) || s > top[k]) top[k] = s
-  na++; ak[na] = k; as[na] = s; at[na] = $5 + 0
-}}
-END {{
-  for (k in top) {{
-    h = (k in hi) ? hi[k] : 0
-    if (top[k] > h) issue(k, "gap: " missing(h + 1, top[k]) " up to the anchored head (the last records were removed)")
-  }}
-  for (i in sealed) {{
-    split(i, p, SUBSEP)
-    for (j = 1; j <= na; j++)
-      if (ak[j] == p[1] && as[j] >= p[2] + 0 && sealed[i] > at[j])
-        issue(p[1], "time: sequence " p[2] " says it was sealed after an anchor of its chain was stamped")
-  }}
-  for (k in hi) if (!(k in broken)) {{
-    line = "OK chain " k ": sequences " lo[k] " to " hi[k]
-    if (k in top) line = line ", anchored up to " top[k]
-    print line
-  }}
-  exit bad
-}}' || bad=1
+# 3. The chain of each key (FORMAT.md section 8), over the records and the anchored heads: no
+# two different manifests claim one sequence; each manifest's previous is the SHA-256 of the
+# manifest at the sequence before it, when there is one; every sequence from the lowest record
+# present to the highest present or anchored is a record present (a key with no record here
+# has no gap: its anchors stand alone); no record says it was sealed after the TSA time of an
+# anchor at or above it. Then what was verified of each file.
+cat "$W/sealed" "$W/anchor" | sort -k2,2 -k3,3n | awk '{chain}' || bad=1
 
 if [ "$bad" -eq 0 ]; then
   echo "all $n files verified"
@@ -690,6 +756,7 @@ exit 1
 "#,
         sealed = indent(&verify::shell_checks(PICK_SEALED_KEY, None)),
         anchor = indent(&anchor::shell_checks(PICK_ANCHOR_KEY)),
+        chain = CHAIN_AWK.trim(),
         sums = SHA256SUMS,
         evidence = EVIDENCE,
         keys = KEYS,
@@ -1292,6 +1359,15 @@ impl Contents<'_> {
                 .filter(|a| a.anchor.key_id == key)
                 .max_by_key(|a| (a.anchor.sequence, std::cmp::Reverse(a.stamp.time)));
             let anchored = match top {
+                // An anchor below every record here dates none of them.
+                Some(a) if a.anchor.sequence < low => format!(
+                    "{}<br><span class=\"note\">{}</span>",
+                    label("未锚定", "not anchored"),
+                    format!(
+                        "锚定的链头（序号 {s}）早于这些记录 <span class=\"en\">the anchored head (sequence {s}) is before these records</span>",
+                        s = a.anchor.sequence
+                    )
+                ),
                 Some(a) => format!(
                     "{}<br><span class=\"note\">{}</span>",
                     a.anchor.sequence,
@@ -1319,6 +1395,7 @@ impl Contents<'_> {
         format!(
             r#"<h2>六、自行核验 <span class="en">How to check this bundle</span></h2>
 <p>{}</p>
+<p><b>{}</b></p>
 <table class="facts">
 <tr><th>{}</th><td><code>sh {VERIFY_SH}</code></td></tr>
 <tr><th>{}</th><td><code>sha256sum -c {SHA256SUMS}</code></td></tr>
@@ -1329,6 +1406,10 @@ impl Contents<'_> {
             label(
                 "无需 callrec：在任何装有 GNU coreutils、minisign 与 openssl 的计算机上，于本目录运行以下命令。每个文件输出一行 OK 或 FAILED，最后一行为 “all N files verified”。",
                 "No callrec needed: on any computer with GNU coreutils, minisign and openssl, run these in this directory. It prints OK or FAILED for each file and ends with \"all N files verified\"."
+            ),
+            label(
+                "本报告只是对已验证事实的呈现，本身不构成证明：任何人都可以修改它并重新生成 SHA256SUMS。经证明的是 verify.sh 的输出（使用您信任的密钥与证书）：它逐条列出所核验的事实（记录编号、签名密钥、链序号、封存时间、文件 SHA-256 及其锚定的时间戳时间），请与本报告逐项比对。",
+                "This report is a rendering of the verified facts and proves nothing by itself: anyone can edit it and remake SHA256SUMS. What is proven is what verify.sh prints, with keys and certificates you trust: it lists the facts it verified of each record (record ID, key, sequence, sealed-at, the file's SHA-256 and the TSA time of its anchor). Compare them with this report."
             ),
             label("全部核验", "Check everything"),
             label("仅核对文件完整", "File checksums only"),
@@ -1399,7 +1480,14 @@ mod tests {
             evidence_names(&[a.join("x.sealed.wav"), b.join("x.sealed.wav")]),
             Err(BundleError::SameName { .. })
         ));
-        for bad in ["a\\b.sealed", "a\nb.sealed", ".hidden.sealed"] {
+        for bad in [
+            "a\\b.sealed",
+            "a\nb.sealed",
+            ".hidden.sealed",
+            "call-\u{202E}vaw.sealed",
+            "a\u{2066}b.sealed",
+            "a\u{200F}b.sealed",
+        ] {
             assert!(
                 matches!(
                     evidence_names(&[t.path().join(bad)]),
@@ -1424,6 +1512,175 @@ mod tests {
         ));
     }
 
+    /// verify.sh's chain check on the lines its file checks leave, sorted as it sorts them:
+    /// its exit code and output.
+    fn chain(lines: &[String]) -> (i32, String) {
+        use std::process::{Command, Stdio};
+        let mut child = Command::new("sh")
+            .args(["-c", "sort -k2,2 -k3,3n | awk \"$1\"", "sh", CHAIN_AWK])
+            .env("LC_ALL", "C")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let input: String = lines.iter().map(|l| format!("{l}\n")).collect();
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(input.as_bytes())
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        (
+            out.status.code().unwrap(),
+            String::from_utf8(out.stdout).unwrap(),
+        )
+    }
+
+    /// A sealed file's line: key K, `sequence`, its manifest `hash`, `previous`, sealed at
+    /// `at` (Unix seconds).
+    fn r(sequence: u64, hash: &str, previous: &str, at: u64) -> String {
+        format!("R K {sequence} {hash} {previous} {at} rec-{sequence} f{sequence} T{at} evidence/call {sequence}.sealed.wav")
+    }
+
+    /// An anchor's line: key K, the head's `sequence`, `hash` and `previous`, stamped at `at`.
+    fn a(sequence: u64, hash: &str, previous: &str, at: u64, name: &str) -> String {
+        format!("A K {sequence} {hash} {previous} {at} TSA{at} evidence/{name}.anchor")
+    }
+
+    #[test]
+    fn verify_sh_checks_the_chain_as_callrec_does() {
+        let ok = |lines: &[String]| {
+            let (code, out) = chain(lines);
+            assert_eq!(code, 0, "{lines:?}\n{out}");
+            assert!(!out.contains("FAILED"), "{out}");
+            out
+        };
+        let failed = |lines: &[String], what: &str| {
+            let (code, out) = chain(lines);
+            assert_eq!(code, 1, "{lines:?}\n{out}");
+            assert!(
+                out.contains(&format!("FAILED chain: key K: {what}")),
+                "{what}: {out}"
+            );
+            out
+        };
+        // Intact, anchored; identical copies of one record count once.
+        let out = ok(&[
+            r(2, "m2", "m1", 20),
+            r(1, "m1", "z", 10),
+            r(1, "m1", "z", 10),
+            a(2, "m2", "m1", 30, "k.2"),
+        ]);
+        assert!(
+            out.contains("OK chain K: sequences 1 to 2, anchored up to 2\n"),
+            "{out}"
+        );
+        assert!(
+            out.contains("  record rec-1: key K, sequence 1, sealed-at T10, file evidence/call 1.sealed.wav, SHA-256 f1, TSA time TSA30 (evidence/k.2.anchor)\n"),
+            "{out}"
+        );
+        assert!(out.contains("  anchor evidence/k.2.anchor: key K, head sequence 2, head manifest SHA-256 m2, TSA time TSA30\n"), "{out}");
+        // The first-stamped anchor at or above a record covers it.
+        let out = ok(&[
+            r(1, "m1", "z", 10),
+            r(2, "m2", "m1", 20),
+            a(2, "m2", "m1", 40, "late"),
+            a(1, "m1", "z", 30, "early"),
+        ]);
+        assert!(out.contains("sequence 2, sealed-at T20, file evidence/call 2.sealed.wav, SHA-256 f2, TSA time TSA40 (evidence/late.anchor)"), "{out}");
+        assert!(out.contains("sequence 1, sealed-at T10, file evidence/call 1.sealed.wav, SHA-256 f1, TSA time TSA30 (evidence/early.anchor)"), "{out}");
+        // An anchor alone: no gap, nothing to compare (callrec bundles it).
+        ok(&[a(2, "m2", "m1", 30, "alone")]);
+        // Records after the anchored head: it dates none of them.
+        let out = ok(&[
+            r(5, "m5", "m4", 50),
+            r(6, "m6", "m5", 60),
+            a(3, "m3", "m2", 30, "k.3"),
+        ]);
+        assert!(out.contains("OK chain K: sequences 5 to 6\n"), "{out}");
+        assert!(out.contains("sequence 5, sealed-at T50, file evidence/call 5.sealed.wav, SHA-256 f5, not anchored"), "{out}");
+        // A record following the anchored head before it.
+        ok(&[a(4, "m4", "m3", 45, "k.4"), r(5, "m5", "m4", 40)]);
+
+        // Forks: two records, two anchored heads (with or without a record of the key), a
+        // record and an anchored head; a record not following the record or the anchored head
+        // before it; an anchored head not following the record before it.
+        failed(
+            &[
+                r(2, "m2", "m1", 20),
+                r(2, "m2b", "m1", 20),
+                r(1, "m1", "z", 10),
+            ],
+            "fork: 2 different records or anchored heads claim sequence 2",
+        );
+        failed(
+            &[a(2, "x", "m1", 30, "ax"), a(2, "y", "m1", 30, "ay")],
+            "fork: 2 different",
+        );
+        failed(
+            &[
+                r(3, "z", "y", 40),
+                a(2, "x", "m1", 30, "ax"),
+                a(2, "y", "m1", 30, "ay"),
+            ],
+            "fork: 2 different",
+        );
+        failed(
+            &[r(3, "z", "y", 40), a(2, "x", "m1", 30, "ax")],
+            "fork: sequence 3 does not follow sequence 2",
+        );
+        failed(
+            &[r(2, "m2", "m1", 20), a(2, "other", "m1", 30, "k.2")],
+            "fork: 2 different",
+        );
+        failed(
+            &[r(1, "m1", "z", 10), r(2, "m2", "other", 20)],
+            "fork: sequence 2 does not follow sequence 1",
+        );
+        failed(
+            &[r(1, "m1", "z", 10), a(2, "m2", "other", 20, "k.2")],
+            "fork: sequence 2 does not follow sequence 1",
+        );
+        // Gaps: between records (an anchored head does not fill one), after the last record up
+        // to an anchored head.
+        failed(
+            &[r(1, "m1", "z", 10), r(4, "m4", "m3", 40)],
+            "gap: sequences 2 to 3 are missing (records were removed)",
+        );
+        failed(
+            &[
+                r(1, "m1", "z", 10),
+                a(2, "m2", "m1", 25, "k.2"),
+                r(3, "m3", "m2", 30),
+            ],
+            "gap: sequence 2 is missing (records were removed)",
+        );
+        failed(
+            &[r(1, "m1", "z", 10), a(3, "m3", "m2", 30, "k.3")],
+            "gap: sequences 2 to 3 are missing up to the anchored head",
+        );
+        // Time: sealed after an anchor at or above it was stamped.
+        failed(
+            &[r(1, "m1", "z", 31), a(1, "m1", "z", 30, "k.1")],
+            "time: sequence 1 says it was sealed after",
+        );
+        failed(
+            &[
+                r(1, "m1", "z", 31),
+                r(2, "m2", "m1", 20),
+                a(2, "m2", "m1", 30, "k.2"),
+            ],
+            "time: sequence 1",
+        );
+        // Another key's anchor proves nothing of K.
+        let out = ok(&[
+            r(1, "m1", "z", 10),
+            a(9, "m9", "m8", 5, "other").replacen("A K", "A L", 1),
+        ]);
+        assert!(out.contains("OK chain K: sequences 1 to 1\n"), "{out}");
+    }
+
     #[test]
     fn verify_sh_carries_the_same_checks_as_explain() {
         let script = verify_script();
@@ -1443,6 +1700,10 @@ mod tests {
         }
         assert!(script.contains(PICK_SEALED_KEY.trim_end()));
         assert!(script.contains(PICK_ANCHOR_KEY.trim_end()));
+        assert!(
+            !CHAIN_AWK.contains('\''),
+            "verify.sh quotes it in single quotes"
+        );
         for tool in ["callrec-verify", "callrec-seal", "python"] {
             assert!(!script.contains(tool), "verify.sh runs no {tool}");
         }

@@ -665,11 +665,21 @@ tail -c +$((M + 1)) "$F" | head -c "$T" > "$D/text"
 test "$(head -c $((T - 1)) "$D/text" | od -An -v -t u1 | awk '{{for (i = 1; i <= NF; i++) s += $i}} END {{print s % 256}}')" \
   -eq "$(tail -c 1 "$D/text" | od -An -t u1 | tr -d ' ')"
 
-# 4. manifest: the signed facts agree with the footer.
+# 4. manifest: each fact read here appears exactly once (the manifest is canonical); record-id,
+# sealed-at (a UTC time to the second, no leap second), sequence and previous have their
+# forms; the signed facts agree with the footer.
 STEP=manifest
 tail -c +$((M + T + 1)) "$F" | head -c "$ML" > "$D/manifest"
 field() {{ sed -n "s/^$1: //p" "$D/manifest"; }}
 test "$(head -n 1 "$D/manifest")" = "{manifest_header}"
+for name in record-id key-id sealed-at sequence previous media-size media-checksum media-sha256 text-cipher text-size text-sha256; do
+  test "$(grep -c "^$name: " "$D/manifest")" -eq 1
+done
+field record-id | grep -Eqx '[A-Za-z0-9][A-Za-z0-9_-]{{0,79}}'
+field sealed-at | grep -Eqx '[0-9]{{4}}-[0-9]{{2}}-[0-9]{{2}}T[0-9]{{2}}:[0-9]{{2}}:[0-5][0-9]Z'
+date -u -d "$(field sealed-at)" +%s > /dev/null
+field sequence | grep -Eqx '[1-9][0-9]*'
+field previous | grep -Eqx '[0-9a-f]{{64}}'
 test "$(field media-size)" -eq "$M"
 test "$(field media-checksum)" -eq "$CHK"
 test "$(field text-size)" -eq "$T"
@@ -692,6 +702,7 @@ STEP=text
 if [ "$(field text-cipher)" = age ]; then
   test "$(head -c 22 "$D/text" | tr '\n' '|')" = 'age-encryption.org/v1|'
 else
+  test "$(grep -c '^table-id: ' "$D/manifest")" -eq 1
   test -n "$(field table-id)"
 fi
 
