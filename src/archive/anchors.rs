@@ -71,6 +71,7 @@ impl Archive {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::verify::Check;
     use std::path::{Path, PathBuf};
 
     fn vectors() -> PathBuf {
