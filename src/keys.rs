@@ -14,7 +14,7 @@
 //! (`.NAME.keygen-PID`) and renames it into place when every file is synced, so a killed
 //! keygen leaves no half key directory; the next keygen removes what a dead one left.
 //!
-//! The chain state (`chain.state`, `chain.lock`) joins them on first seal; see [`crate::chain`].
+//! The chain state (`chain.state`, `chain.lock`) joins them on first seal; see [`crate::seal::chain`].
 //! Secret files, and key directories, that group or others can access are refused, never
 //! silently used.
 

@@ -9,9 +9,9 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::archive::Receipt;
+use crate::capture::usb::Phone;
 use crate::query::{Entry, IndexSummary, Workload};
 use crate::record::Record;
-use crate::usb::Phone;
 use crate::verify::Check;
 
 /// A path in JSON output: a string when it is UTF-8, else `{"bytes": "<base64>"}`, so no

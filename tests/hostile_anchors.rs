@@ -111,7 +111,7 @@ fn tone(t: &TestDir, name: &str, frequency: u32) -> PathBuf {
 /// the anchor.
 fn one_anchored(t: &TestDir, tsa: &Tsa) -> (PathBuf, PathBuf) {
     t.keygen("keys");
-    wav(&t, "in/call.wav");
+    wav(t, "in/call.wav");
     seal_tsa(t, "out", &tsa.url(), &["in/call.wav"]);
     let mut anchors = anchors_in(&t.join("out"));
     anchors.extend(anchors_in(&t.join("in")));
@@ -243,7 +243,7 @@ fn hostile_anchors_a_token_without_accuracy_keeps_its_nonce() {
     let cnf = t.write("no-accuracy.cnf", without);
     let digest = [0x5a; 32];
     let nonce = 0x1234_5678_9abc_def0_u64;
-    t.write("q.tsq", callrec::tsp::request(&digest, nonce));
+    t.write("q.tsq", callrec::anchor::tsp::request(&digest, nonce));
     let out = Command::new("openssl")
         .args(["ts", "-reply", "-section", "tsa_ok", "-config"])
         .arg(&cnf)
@@ -265,7 +265,7 @@ fn hostile_anchors_a_token_without_accuracy_keeps_its_nonce() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Accuracy: unspecified"), "{text}");
     assert!(text.contains("Nonce: 0x123456789ABCDEF0"), "{text}");
-    if let Err(e) = callrec::tsp::token_from_reply(&reply, &digest, nonce) {
+    if let Err(e) = callrec::anchor::tsp::token_from_reply(&reply, &digest, nonce) {
         panic!("OpenSSL's token with the request's nonce, without accuracy, refused: {e}");
     }
 }

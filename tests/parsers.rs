@@ -34,8 +34,8 @@ proptest! {
 
     #[test]
     fn hid_report_descriptor_parse_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
-        if let Some(switch) = callrec::hid::find_hook_switch(&bytes) {
-            let _ = callrec::hid::hook_state(&switch, &bytes);
+        if let Some(switch) = callrec::capture::hid::find_hook_switch(&bytes) {
+            let _ = callrec::capture::hid::hook_state(&switch, &bytes);
         }
     }
 

@@ -6,8 +6,8 @@ use std::io::Read;
 use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 
-use callrec::hid::{self, HookEvents, HookSwitch};
-use callrec::usb::{self, UsbDevice, CLASS_AUDIO, CLASS_HID, CLASS_VIDEO};
+use callrec::capture::hid::{self, HookEvents, HookSwitch};
+use callrec::capture::usb::{self, UsbDevice, CLASS_AUDIO, CLASS_HID, CLASS_VIDEO};
 
 use crate::util::*;
 

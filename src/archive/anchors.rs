@@ -9,10 +9,10 @@
 
 use chrono::Datelike;
 
+use crate::anchor::tsp::{Stamp, TsaTrust};
 use crate::anchor::{self, Anchor};
 use crate::format::Manifest;
 use crate::keys::TrustedKeys;
-use crate::tsp::{Stamp, TsaTrust};
 use crate::verify::VerifyError;
 
 use super::Archive;

@@ -31,6 +31,7 @@ mod journal;
 mod push;
 mod read;
 mod s3;
+pub mod spool;
 mod target;
 
 pub use anchors::{check_anchor, CheckedAnchor};

@@ -19,10 +19,10 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 
 use crate::anchor;
+use crate::anchor::tsp::TsaTrust;
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
-use crate::tsp::TsaTrust;
 use crate::verify::{self, Check, SealedFile, VerifyError};
 
 use super::anchors::check_anchor;
@@ -173,7 +173,7 @@ impl Archive {
     /// Push one anchor file: read whole (it is small: at most [`anchor::MAX_LEN`] bytes),
     /// checked ([`check_anchor`]: with `trusted` keys its head's signature too; its token
     /// without a trusted TSA, which a push is not given), and archived under the key its
-    /// content gives ([`Archive::anchor_key`]), never the one its file name suggests. The bytes
+    /// content gives (`Archive::anchor_key`), never the one its file name suggests. The bytes
     /// checked are the bytes sent, and all of them are read back.
     pub fn push_anchor(
         &self,

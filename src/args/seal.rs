@@ -140,7 +140,7 @@ pub struct SealArgs {
     #[arg(long, value_name = "CRF", default_value_t = 23, value_parser = clap::value_parser!(u8).range(0..=51), help_heading = "Watermark")]
     pub crf: u8,
     /// TrueType font for the watermark
-    #[arg(long, value_name = "FILE", default_value = crate::watermark::DEFAULT_FONT, help_heading = "Watermark")]
+    #[arg(long, value_name = "FILE", default_value = crate::seal::watermark::DEFAULT_FONT, help_heading = "Watermark")]
     pub watermark_font: PathBuf,
 }
 

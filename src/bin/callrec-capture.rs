@@ -11,11 +11,11 @@ use anyhow::{bail, Context as _};
 use clap::Parser;
 
 use callrec::args::{AudioCodecArg, CaptureArgs};
+use callrec::capture::hid::HookEvents;
+use callrec::capture::usb::{self, Phone, UsbError};
 use callrec::capture::{self, AudioCodec, CaptureOptions, SourceSpec};
 use callrec::cli::{self, EXIT_OK};
-use callrec::hid::HookEvents;
 use callrec::record::PhoneDevice;
-use callrec::usb::{self, Phone, UsbError};
 use callrec::validate;
 use callrec::wire;
 

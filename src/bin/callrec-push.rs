@@ -7,10 +7,10 @@ use std::process::ExitCode;
 use anyhow::bail;
 use clap::Parser;
 
+use callrec::archive::spool::{self, PushOptions, PushRun};
 use callrec::archive::{self, Archived, PushError, Receipt, Target, EXIT_TEMPORARY};
 use callrec::args::{PushArgs, VerifyDepth};
 use callrec::cli::{self, EXIT_ERROR};
-use callrec::spool::{self, PushOptions, PushRun};
 use callrec::wire;
 
 mod common;

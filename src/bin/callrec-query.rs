@@ -9,6 +9,7 @@ use anyhow::bail;
 use clap::Parser;
 use unicode_width::UnicodeWidthStr;
 
+use callrec::anchor::tsp::TsaTrust;
 use callrec::archive::Target;
 use callrec::args::{
     QueryArgs, QueryCommand, QueryGetArgs, QueryIndexArgs, QueryStatsArgs, TableOutput,
@@ -20,7 +21,6 @@ use callrec::query::{
     self, Entry, Filter, GetRequest, Got, Index as _, IndexOptions, Indexed, Part, SqliteIndex,
     StatsQuery, Verdict,
 };
-use callrec::tsp::TsaTrust;
 use callrec::vocab::{Kind, Vocabulary};
 use callrec::wire::{self, QuerySummary};
 

@@ -10,16 +10,16 @@ use anyhow::{bail, Context};
 use clap::Parser;
 use rayon::prelude::*;
 
+use callrec::anchor::tsp::{FetchError, TsaTrust, TsaUrl};
 use callrec::anchor::{self, Anchoring, Outcome};
 use callrec::archive::EXIT_TEMPORARY;
 use callrec::args::{AnchorArgs, CipherArg, SealArgs, SealCommand, TimestampArg};
 use callrec::cli::{self, EXIT_FAILED, EXIT_OK};
 use callrec::format::Cipher;
 use callrec::keys::{self, SealKey};
+use callrec::seal::watermark::WatermarkOptions;
 use callrec::seal::{self, SealError, SealOptions, SealOutcome};
 use callrec::transcode::X264;
-use callrec::tsp::{FetchError, TsaTrust, TsaUrl};
-use callrec::watermark::WatermarkOptions;
 use callrec::wire::{self, WirePath};
 
 mod common;
@@ -292,7 +292,7 @@ fn anchor_now(args: &AnchorArgs, stdout: &Stdout) -> anyhow::Result<u8> {
         matches!(
             o,
             Outcome::Failed {
-                error: callrec::tsp::FetchError::Unreachable(_),
+                error: callrec::anchor::tsp::FetchError::Unreachable(_),
                 ..
             }
         )

@@ -8,12 +8,12 @@ use anyhow::bail;
 use clap::Parser;
 
 use callrec::anchor;
+use callrec::anchor::tsp::TsaTrust;
 use callrec::args::VerifyArgs;
 use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
-use callrec::evidence::{self, SetOptions};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
-use callrec::tsp::TsaTrust;
+use callrec::verify::evidence::{self, SetOptions};
 use callrec::verify::{self, ChainIssue, Check, SealedFile, Verified, VerifyError};
 use callrec::wire::{self, ChainStatus, VerdictStatus};
 
@@ -392,7 +392,7 @@ fn failure(err: &VerifyError) -> String {
 }
 
 /// --bundle: verify every file as one set and, only if all of it verifies, write the court
-/// bundle (callrec::bundle); print its path, or why it was refused.
+/// bundle (callrec::verify::bundle); print its path, or why it was refused.
 fn bundle(
     args: &VerifyArgs,
     out: &Path,
@@ -405,8 +405,8 @@ fn bundle(
     )?;
     let tsa = TsaTrust::load(&callrec::places::tsa_ca(&args.tsa_ca))?;
     let pubkeys = callrec::places::pubkeys(&args.pubkey);
-    let maker = callrec::bundle::Maker::here();
-    let options = callrec::bundle::Options {
+    let maker = callrec::verify::bundle::Maker::here();
+    let options = callrec::verify::bundle::Options {
         files: &files,
         pubkeys: &pubkeys,
         trusted,
@@ -422,7 +422,7 @@ fn bundle(
             anchored,
         })
     };
-    match callrec::bundle::make(out, &options) {
+    match callrec::verify::bundle::make(out, &options) {
         Ok(made) => {
             for warning in &made.warnings {
                 eprintln!("{PROG}: warning: {warning}");
@@ -438,7 +438,7 @@ fn bundle(
             }
             Ok(EXIT_OK)
         }
-        Err(callrec::bundle::BundleError::NotVerified(rejection)) => {
+        Err(callrec::verify::bundle::BundleError::NotVerified(rejection)) => {
             for (path, err) in &rejection.files {
                 eprintln!("{PROG}: {path:?}: {}", failure(err));
             }

@@ -11,11 +11,11 @@ use chrono::SecondsFormat;
 use rusqlite::{params_from_iter, types::Value, Connection, Row};
 use sha2::{Digest, Sha256};
 
+use crate::anchor::tsp::TsaTrust;
 use crate::anchor::{self, Anchor};
 use crate::archive::{check_anchor, Archive, Object, PushError};
 use crate::format::Manifest;
 use crate::keys::TrustedKeys;
-use crate::tsp::TsaTrust;
 use crate::verify::VerifyError;
 
 use super::Verdict;
@@ -78,7 +78,7 @@ pub struct AnchorChecked {
     /// Whether its head's signing key was among the trusted keys; `None` when no trusted keys
     /// were given (the head's signature was not checked).
     pub key_trusted: Option<bool>,
-    /// [`tsa_id`] of the TSA certificates its token was checked against; `None` without any.
+    /// `tsa_id` of the TSA certificates its token was checked against; `None` without any.
     pub tsa_ca: Option<String>,
 }
 

@@ -14,13 +14,13 @@ use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
 use crate::anchor;
+use crate::anchor::tsp::TsaTrust;
 use crate::archive::{check_anchor, open_archived, Archive, PushError, Target};
 use crate::cli::escape_control;
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
 use crate::media::StreamKind;
-use crate::tsp::TsaTrust;
 use crate::verify::{self, ExtractError, SealedFile, ShowError, VerifyError};
 use crate::vocab::Vocabulary;
 
@@ -85,7 +85,7 @@ pub enum Got {
 }
 
 /// Why a `get` could not be done. Each wrapped error shows as itself and stays in the chain of
-/// causes, so the exit policy ([`crate::cli::exit_code`]) finds it.
+/// causes, so the exit policy (the mains' `exit_code`) finds it.
 #[derive(Debug, thiserror::Error)]
 pub enum GetError {
     #[error("{0}")]

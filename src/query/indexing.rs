@@ -10,11 +10,11 @@ use std::sync::OnceLock;
 use rayon::prelude::*;
 use serde::Serialize;
 
+use crate::anchor::tsp::TsaTrust;
 use crate::archive::{Archive, Object, PushError, Skipped, Target};
 use crate::cli::{EXIT_FAILED, EXIT_OK};
 use crate::format::Manifest;
 use crate::keys::{self, TextKey, TrustedKeys};
-use crate::tsp::TsaTrust;
 use crate::verify::{self, SealedFile, VerifyError};
 
 use super::anchors::{examine_anchor, tsa_id};

@@ -93,7 +93,7 @@ fn broken_pipe(err: &(dyn Error + 'static)) -> bool {
 }
 
 /// Run one tool: `run` does the work and returns its exit code; an error is printed as
-/// `PROG: error: cause: cause` and exits with the code [`cli::exit_code`] gives it.
+/// `PROG: error: cause: cause` and exits with the code [`exit_code`] gives it.
 pub fn main(prog: &str, run: impl FnOnce(&Stdout) -> anyhow::Result<u8>) -> ExitCode {
     let stdout = Stdout::new();
     let code = match run(&stdout) {

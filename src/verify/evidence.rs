@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 
 use rayon::prelude::*;
 
+use crate::anchor::tsp::TsaTrust;
 use crate::anchor::{self, TimeFinding, VerifiedAnchor};
 use crate::keys::TrustedKeys;
-use crate::tsp::TsaTrust;
 use crate::verify::{self, ChainIssue, History, SealedFile, Verified, VerifyError};
 
 /// How to verify a set.

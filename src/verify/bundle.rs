@@ -31,11 +31,11 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, Utc};
 use sha2::{Digest, Sha256};
 
+use crate::anchor::tsp::TsaTrust;
 use crate::anchor::{self, VerifiedAnchor};
-use crate::evidence::{self, SetOptions, SetReport};
 use crate::fsutil::{self, PathContext, PathError, TEMP_SUFFIX};
 use crate::keys::{self, TrustedKeys};
-use crate::tsp::TsaTrust;
+use crate::verify::evidence::{self, SetOptions, SetReport};
 use crate::verify::{self, ChainIssue, History, Verified, VerifyError};
 
 /// The bundle's evidence directory: the sealed files and anchors, byte for byte.
@@ -614,8 +614,8 @@ END {
 
 /// `verify.sh`: checks the bundle it sits in with coreutils, minisign and OpenSSL: SHA256SUMS,
 /// each sealed file and anchor with the same steps `--explain` prints
-/// ([`verify::shell_checks`], [`anchor::shell_checks`]), then each key's chain
-/// ([`CHAIN_AWK`]), and prints the facts it verified of each file.
+/// (`verify::shell_checks`, `anchor::shell_checks`), then each key's chain
+/// (`CHAIN_AWK`), and prints the facts it verified of each file.
 pub fn verify_script() -> String {
     format!(
         r#"#!/bin/sh
@@ -1361,12 +1361,9 @@ impl Contents<'_> {
             let anchored = match top {
                 // An anchor below every record here dates none of them.
                 Some(a) if a.anchor.sequence < low => format!(
-                    "{}<br><span class=\"note\">{}</span>",
+                    "{}<br><span class=\"note\">锚定的链头（序号 {s}）早于这些记录 <span class=\"en\">the anchored head (sequence {s}) is before these records</span></span>",
                     label("未锚定", "not anchored"),
-                    format!(
-                        "锚定的链头（序号 {s}）早于这些记录 <span class=\"en\">the anchored head (sequence {s}) is before these records</span>",
-                        s = a.anchor.sequence
-                    )
+                    s = a.anchor.sequence
                 ),
                 Some(a) => format!(
                     "{}<br><span class=\"note\">{}</span>",

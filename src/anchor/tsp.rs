@@ -997,7 +997,12 @@ mod tests {
             TsaUrl::parse("https://alice:pw@tsa.example.com:8443/tsr?key=k#zeit-\u{e4}").unwrap();
         assert_eq!(tsa.shown(), "https://tsa.example.com:8443/tsr");
         assert_eq!(tsa.url.password(), Some("pw"));
-        for bad in ["ftp://tsa.example.com/", "tsa.example.com", "file:///tsa", ""] {
+        for bad in [
+            "ftp://tsa.example.com/",
+            "tsa.example.com",
+            "file:///tsa",
+            "",
+        ] {
             assert!(TsaUrl::parse(bad).is_err(), "{bad}");
         }
         let long = format!("http://tsa.example.com/{}", "a".repeat(MAX_URL));

@@ -5,6 +5,9 @@
 //! final name only if no file has that name. Inputs are never changed, and are removed (with
 //! `remove_source`) only after the output has passed a full verification.
 
+pub mod chain;
+pub mod watermark;
+
 use std::fs::{self, File};
 use std::io::{self, Seek, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -14,7 +17,6 @@ use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
 use crate::capture::{self, CaptureError, Captured};
-use crate::chain::{self, Chain, ChainError};
 use crate::cli;
 use crate::format::{self, Cipher, Footer, Manifest};
 use crate::fsutil::{self, PathContext, PathError};
@@ -22,7 +24,8 @@ use crate::keys::{self, KeyError, SealKey, SubstitutionTable, TextKey};
 use crate::media;
 use crate::record::{sidecar_path, Correction, Record, RecordError, RecordFiles, RecordId};
 use crate::verify::{self, SealedFile, VerifyError};
-use crate::watermark::{self, WatermarkError, WatermarkOptions};
+use chain::{Chain, ChainError};
+use watermark::{WatermarkError, WatermarkOptions};
 
 /// How to seal.
 pub struct SealOptions {

@@ -11,6 +11,9 @@
 //! the end. A `.part` no live process holds is a killed recording: [`recover`] completes it,
 //! flagged `interrupted`; the next capture and `callrec-seal` do so.
 
+pub mod hid;
+pub mod usb;
+
 use std::fs::OpenOptions;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};

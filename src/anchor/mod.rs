@@ -7,6 +7,8 @@
 //! and through `previous` every earlier record of the key, existed at the TSA's time). The
 //! byte format is in docs/FORMAT.md section 11.
 
+pub mod tsp;
+
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -15,12 +17,12 @@ use base64::Engine;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use crate::chain::{Chain, ChainError};
 use crate::format::Manifest;
 use crate::fsutil::{self, PathContext, PathError};
 use crate::keys::TrustedKeys;
-use crate::tsp::{self, FetchError, Stamp, TsaTrust, TsaUrl};
+use crate::seal::chain::{Chain, ChainError};
 use crate::verify::{self, Check, Verified, VerifyError};
+use tsp::{FetchError, Stamp, TsaTrust, TsaUrl};
 
 /// The first line of an anchor file.
 pub const MAGIC: &str = "callrec-anchor: 1";
@@ -150,7 +152,7 @@ pub fn is_anchor_name(path: &Path) -> bool {
         .is_some_and(|n| n.ends_with(SUFFIX) && !n.starts_with('.') && n.len() > SUFFIX.len())
 }
 
-/// An anchor that passed [`verify`]: its head (signed by a trusted key) and its stamp.
+/// An anchor that passed [`verify()`]: its head (signed by a trusted key) and its stamp.
 #[derive(Debug, Clone)]
 pub struct VerifiedAnchor {
     pub path: PathBuf,
@@ -194,7 +196,7 @@ pub fn verify(
     })
 }
 
-/// The checks of [`verify`] on an anchor file's bytes in hand: its form, the head's manifest,
+/// The checks of [`verify()`] on an anchor file's bytes in hand: its form, the head's manifest,
 /// its signature by a trusted key (not checked when `trusted` is `None`: a push without
 /// `--pubkey`), and the token. Returns the anchor, its head and the stamp.
 pub fn check_bytes(
@@ -531,7 +533,7 @@ test "$(date -u -d "$(m sealed-at)" +%s)" -le "$TS"
 }
 
 /// A shell script that checks the anchor file at `path` by hand with coreutils, minisign and
-/// OpenSSL ([`shell_checks`]); it stops at the first failure and names its check.
+/// OpenSSL (`shell_checks`); it stops at the first failure and names its check.
 pub fn explain(path: &Path) -> String {
     format!(
         r#"#!/bin/sh

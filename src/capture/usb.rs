@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::hid::{self, HookSwitch};
+use crate::capture::hid::{self, HookSwitch};
 use crate::record::PhoneDevice;
 
 /// USB interface class codes.

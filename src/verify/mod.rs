@@ -6,6 +6,9 @@
 //! A verifier answers one of three things: verified, proven bad ([`VerifyError::Failed`]), or
 //! could not check ([`VerifyError::Io`]).
 
+pub mod bundle;
+pub mod evidence;
+
 use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{self, Read, Write};
@@ -726,7 +729,7 @@ test "$(head -c "$M" "$F" | sha256sum | cut -d ' ' -f 1)" = "$(field media-sha25
     )
 }
 
-/// A shell script that verifies `sealed` by hand with coreutils and minisign ([`shell_checks`]).
+/// A shell script that verifies `sealed` by hand with coreutils and minisign (`shell_checks`).
 /// It reads every offset from the file itself, stops at the first failed check and names it;
 /// the comments give this file's values.
 pub fn explain(sealed: &SealedFile) -> String {
