@@ -265,7 +265,12 @@ fn hostile_anchors_a_token_without_accuracy_keeps_its_nonce() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("Accuracy: unspecified"), "{text}");
     assert!(text.contains("Nonce: 0x123456789ABCDEF0"), "{text}");
-    if let Err(e) = callrec::anchor::tsp::token_from_reply(&reply, &digest, nonce) {
+    if let Err(e) = callrec::anchor::tsp::token_from_reply(
+        &reply,
+        &digest,
+        nonce,
+        &callrec::anchor::tsp::TsaTrust::default(),
+    ) {
         panic!("OpenSSL's token with the request's nonce, without accuracy, refused: {e}");
     }
 }

@@ -315,15 +315,10 @@ pub fn anchor_head(
         return Ok(anchoring);
     }
     let digest = Manifest::sha256(&head.manifest);
-    let answers = ask_all(tsas, &digest);
+    let answers = ask_all(tsas, &digest, trust);
     std::fs::create_dir_all(out_dir).at("cannot create", out_dir)?;
     for (tsa, answer) in tsas.iter().zip(answers) {
-        let checked = answer.and_then(|token| {
-            tsp::check_token(&token, &digest, trust)
-                .map(|stamp| (token, stamp))
-                .map_err(FetchError::Refused)
-        });
-        let (token, stamp) = match checked {
+        let (token, stamp) = match answer {
             Ok(checked) => checked,
             Err(error) => {
                 anchoring.outcomes.push(Outcome::Failed {
@@ -356,8 +351,13 @@ pub fn anchor_head(
     Ok(anchoring)
 }
 
-/// Ask every TSA at once; one answer per TSA, in order.
-fn ask_all(tsas: &[TsaUrl], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError>> {
+/// Ask every TSA at once; one answer per TSA, in order: a token checked against `trust` and
+/// its stamp.
+fn ask_all(
+    tsas: &[TsaUrl],
+    digest: &[u8; 32],
+    trust: &TsaTrust,
+) -> Vec<Result<(Vec<u8>, Stamp), FetchError>> {
     let failed = |e: &dyn std::fmt::Display| {
         tsas.iter()
             .map(|_| Err(FetchError::Unreachable(e.to_string())))
@@ -380,7 +380,8 @@ fn ask_all(tsas: &[TsaUrl], digest: &[u8; 32]) -> Vec<Result<Vec<u8>, FetchError
         Err(e) => return failed(&e),
     };
     runtime.block_on(futures::future::join_all(
-        tsas.iter().map(|tsa| tsp::fetch(&client, tsa, digest)),
+        tsas.iter()
+            .map(|tsa| tsp::fetch(&client, tsa, digest, trust)),
     ))
 }
 

@@ -363,13 +363,15 @@ fn nonce_int(nonce: u64) -> Int {
     Int::new(&minimal).expect("minimal integer")
 }
 
-/// The token from a TSA's DER `TimeStampResp` to the request made with `digest` and `nonce`:
-/// granted, stamping that digest with that nonce, and signed by the certificate it holds.
+/// The token from a TSA's DER `TimeStampResp` to the request made with `digest` and `nonce`,
+/// and its stamp: granted, stamping that digest with that nonce, signed by the certificate it
+/// holds, and chaining to `trust` when it holds certificates (see [`check_token`]).
 pub fn token_from_reply(
     reply: &[u8],
     digest: &[u8; 32],
     nonce: u64,
-) -> Result<Vec<u8>, TokenError> {
+    trust: &TsaTrust,
+) -> Result<(Vec<u8>, Stamp), TokenError> {
     let resp = TimeStampResp::from_der(reply)
         .map_err(|e| bad(format!("the reply is not a TimeStampResp: {e}")))?;
     // 0 granted, 1 granted with modifications; anything else is a refusal.
@@ -384,13 +386,13 @@ pub fn token_from_reply(
         .ok_or_else(|| bad("the TSA granted the request but sent no token"))?
         .to_der()
         .map_err(|e| bad(e.to_string()))?;
-    let tst = check(&token, digest, &TsaTrust::default())?.1;
+    let (stamp, tst) = check(&token, digest, trust)?;
     if tst.nonce != Some(nonce_int(nonce)) {
         return Err(bad(
             "the token does not carry the request's nonce (a replayed answer)",
         ));
     }
-    Ok(token)
+    Ok((token, stamp))
 }
 
 /// Check a DER `TimeStampToken` stamps `digest`, and what it says. With trusted certificates
@@ -896,7 +898,8 @@ pub async fn fetch(
     client: &reqwest::Client,
     tsa: &TsaUrl,
     digest: &[u8; 32],
-) -> Result<Vec<u8>, FetchError> {
+    trust: &TsaTrust,
+) -> Result<(Vec<u8>, Stamp), FetchError> {
     let nonce: u64 = rand::random::<u64>() >> 1;
     let response = client
         .post(tsa.url.clone())
@@ -922,7 +925,7 @@ pub async fn fetch(
         }
         reply.extend_from_slice(&chunk);
     }
-    token_from_reply(&reply, digest, nonce).map_err(FetchError::Refused)
+    token_from_reply(&reply, digest, nonce, trust).map_err(FetchError::Refused)
 }
 
 /// A request error's causes, without the URL (it may hold credentials).
