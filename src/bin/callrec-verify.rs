@@ -1,6 +1,6 @@
 //! callrec-verify: check sealed call records. See `callrec-verify --help`.
 
-use std::io::{self, IsTerminal, Write};
+use std::io::{self, IsTerminal};
 use std::path::Path;
 use std::process::ExitCode;
 
@@ -14,7 +14,7 @@ use callrec::cli::{self, EXIT_ERROR, EXIT_FAILED, EXIT_OK};
 use callrec::keys::TrustedKeys;
 use callrec::media::StreamKind;
 use callrec::verify::evidence::{self, SetOptions};
-use callrec::verify::{self, ChainIssue, Check, SealedFile, Verified, VerifyError};
+use callrec::verify::{self, ChainIssue, Check, SealedFile, VerifyError};
 use callrec::wire::{self, ChainStatus, VerdictStatus};
 
 mod common;
@@ -82,19 +82,15 @@ fn run(args: VerifyArgs, stdout: &Stdout) -> anyhow::Result<u8> {
     verify_all(&args, &trusted, stdout)
 }
 
-/// Full verification, or the quick checks alone with `--quick`.
-fn check(
-    path: &Path,
-    args: &VerifyArgs,
-    trusted: &TrustedKeys,
-    sink: Option<&mut dyn Write>,
-) -> Result<Option<Verified>, VerifyError> {
-    let sealed = SealedFile::open(path)?;
-    if args.quick {
-        verify::quick(&sealed)?;
-        return Ok(None);
-    }
-    verify::full(&sealed, trusted, sink).map(Some)
+/// A file given alone: every check, or the quick ones with --quick (no anchors, no chain).
+fn check_alone(path: &Path, args: &VerifyArgs, trusted: &TrustedKeys) -> Result<(), VerifyError> {
+    let tsa = TsaTrust::default();
+    let options = SetOptions {
+        trusted,
+        tsa: &tsa,
+        quick: args.quick,
+    };
+    evidence::check_sealed(path, &options).map(drop)
 }
 
 fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
@@ -108,7 +104,7 @@ fn extract_media(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> a
             bail!("refusing to write media to a terminal: use -o FILE or a pipe");
         }
         // Bytes already written cannot be taken back from a pipe: verify first, then copy.
-        check(file, args, trusted, None)?;
+        check_alone(file, args, trusted)?;
         SealedFile::open(file)?.hash_media(Some(&mut stdout.raw()))?;
         return Ok(EXIT_OK);
     }
@@ -137,7 +133,7 @@ fn extract_streams(
 fn show(args: &VerifyArgs, trusted: &TrustedKeys, stdout: &Stdout) -> anyhow::Result<u8> {
     let file = single_file(args)?;
     let identity = args.identity.as_deref().expect("clap requires --identity");
-    check(file, args, trusted, None)?;
+    check_alone(file, args, trusted)?;
     let sealed = SealedFile::open(file)?;
     let vocab = callrec::vocab::Vocabulary::configured(args.vocabulary.as_deref())?;
     let record = verify::read_text(&sealed, identity)?;

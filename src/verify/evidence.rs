@@ -144,7 +144,8 @@ pub fn verify_set(files: Vec<PathBuf>, opts: &SetOptions, progress: impl Fn() + 
     report
 }
 
-fn check_sealed(path: &Path, opts: &SetOptions) -> Result<Option<Verified>, VerifyError> {
+/// One sealed file: every check, or with `quick` the document's quick checks only.
+pub fn check_sealed(path: &Path, opts: &SetOptions) -> Result<Option<Verified>, VerifyError> {
     let sealed = SealedFile::open(path)?;
     if opts.quick {
         verify::quick(&sealed)?;
