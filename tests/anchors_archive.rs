@@ -155,41 +155,6 @@ fn tsa_time(t: &TestDir, tsa: &Tsa, anchor: &Path) -> String {
         .to_string()
 }
 
-/// Every object in Garage's bucket, by key.
-fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
-    use futures::StreamExt;
-    use object_store::ObjectStore;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(Garage::BUCKET)
-        .with_endpoint(&garage.endpoint)
-        .with_allow_http(true)
-        .with_region("garage")
-        .with_access_key_id(&garage.key_id)
-        .with_secret_access_key(&garage.secret)
-        .build()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut out = std::collections::BTreeMap::new();
-        let mut list = store.list(None);
-        while let Some(meta) = list.next().await {
-            let meta = meta.unwrap();
-            let bytes = store
-                .get(&meta.location)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            out.insert(meta.location.to_string(), bytes.to_vec());
-        }
-        out
-    })
-}
-
 #[test]
 fn anchors_are_pushed_beside_their_records_to_a_directory_and_to_s3() {
     let garage = Garage::start();
@@ -300,7 +265,7 @@ fn anchors_are_pushed_beside_their_records_to_a_directory_and_to_s3() {
     let s3_key = format!("branch-0068/{key}");
     assert_eq!(receipts[3]["key"], s3_key.as_str());
     assert!(receipts[3]["etag"].is_string());
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 4);
     assert_eq!(objects[&s3_key], bytes);
     assert!(anchors_in(&t.join("s3-spool")).is_empty());

@@ -229,41 +229,6 @@ fn an_unreachable_archive_exits_75_with_the_spool_intact() {
     );
 }
 
-/// Objects in the Garage bucket: key → bytes.
-fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
-    use futures::StreamExt;
-    use object_store::ObjectStore;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(Garage::BUCKET)
-        .with_endpoint(&garage.endpoint)
-        .with_allow_http(true)
-        .with_region("garage")
-        .with_access_key_id(&garage.key_id)
-        .with_secret_access_key(&garage.secret)
-        .build()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut out = std::collections::BTreeMap::new();
-        let mut list = store.list(None);
-        while let Some(meta) = list.next().await {
-            let meta = meta.unwrap();
-            let bytes = store
-                .get(&meta.location)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            out.insert(meta.location.to_string(), bytes.to_vec());
-        }
-        out
-    })
-}
-
 #[test]
 fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwrites() {
     let garage = Garage::start();
@@ -290,7 +255,7 @@ fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwri
     assert!(receipts
         .iter()
         .all(|r| r["status"] == "uploaded" && r["etag"].is_string()));
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 3);
     for (key, bytes) in &objects {
         assert!(key.starts_with("branch-0068/20"), "{key}");
@@ -319,7 +284,7 @@ fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwri
                 .args(["--to", "s3://calls/branch-0068", "spool"]),
         ),
     );
-    let with_new = bucket(&garage);
+    let with_new = garage.objects();
     assert_eq!(with_new.len(), 6);
     assert!(objects.iter().all(|(k, v)| with_new.get(k) == Some(v)));
 
@@ -330,7 +295,7 @@ fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwri
         other.push(b'x');
         put(&garage, key, other);
     }
-    let tampered = bucket(&garage);
+    let tampered = garage.objects();
     for f in files(&t.join("again/sent")) {
         fs::rename(t.join("again/sent").join(&f), t.join("again").join(&f)).unwrap();
     }
@@ -345,7 +310,7 @@ fn s3_push_reads_back_keeps_new_seals_beside_refuses_conflicts_and_never_overwri
         3,
         "{stderr}"
     );
-    assert_eq!(bucket(&garage), tampered);
+    assert_eq!(garage.objects(), tampered);
 }
 
 /// Store an object in the Garage bucket, behind callrec's back.
@@ -390,7 +355,7 @@ fn s3_server_down_exits_75_and_the_same_command_completes_later() {
     garage.run_server();
     let out = run_ok(garage.env(t.cmd("callrec-push").args(["--to", "s3://calls", "spool"])));
     assert_eq!(lines(&out).len(), 2);
-    assert_eq!(bucket(&garage).len(), 2);
+    assert_eq!(garage.objects().len(), 2);
 }
 
 #[test]
@@ -414,7 +379,7 @@ fn s3_large_records_go_up_in_parts() {
                 .args(["--to", "s3://calls", "--verify", "full", "spool"]),
         ),
     );
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 1);
     assert!(
         objects.values().next().unwrap() == &sealed,
@@ -570,7 +535,7 @@ fn s3_push_killed_midway_and_run_again_archives_everything_exactly_once() {
         .count();
     assert!(sent_before < 60, "the push finished before it was killed");
     run_ok(garage.env(t.cmd("callrec-push").args(["--to", "s3://calls", "spool"])));
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 60, "every record archived exactly once");
     for (key, bytes) in &objects {
         assert!(key.ends_with(".sealed.bin"), "{key}");

@@ -77,41 +77,6 @@ fn archived(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
         .collect()
 }
 
-/// Objects in the Garage bucket: key → bytes.
-fn bucket(garage: &Garage) -> std::collections::BTreeMap<String, Vec<u8>> {
-    use futures::StreamExt;
-    use object_store::ObjectStore;
-    let store = object_store::aws::AmazonS3Builder::new()
-        .with_bucket_name(Garage::BUCKET)
-        .with_endpoint(&garage.endpoint)
-        .with_allow_http(true)
-        .with_region("garage")
-        .with_access_key_id(&garage.key_id)
-        .with_secret_access_key(&garage.secret)
-        .build()
-        .unwrap();
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let mut out = std::collections::BTreeMap::new();
-        let mut list = store.list(None);
-        while let Some(meta) = list.next().await {
-            let meta = meta.unwrap();
-            let bytes = store
-                .get(&meta.location)
-                .await
-                .unwrap()
-                .bytes()
-                .await
-                .unwrap();
-            out.insert(meta.location.to_string(), bytes.to_vec());
-        }
-        out
-    })
-}
-
 /// Start a push with `args`, its output captured.
 fn spawn(cmd: &mut Command) -> Child {
     cmd.stdout(Stdio::piped())
@@ -203,7 +168,7 @@ fn two_seals_of_one_record_pushed_at_once_to_garage_are_both_kept() {
         reported.extend(archived_lines(stdout.as_bytes()));
     }
     assert_eq!(reported.len(), 12);
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 12, "every seal of every record kept");
     for receipt in &reported {
         let key = receipt["key"].as_str().unwrap();
@@ -415,7 +380,7 @@ fn two_pushes_of_the_same_large_records_to_garage_both_succeed() {
             assert_eq!(code, 0, "round {round}: {stderr}");
         }
     }
-    let objects = bucket(&garage);
+    let objects = garage.objects();
     assert_eq!(objects.len(), 16);
     assert_eq!(objects.into_values().collect::<BTreeSet<_>>(), sealed);
 }
@@ -667,7 +632,7 @@ fn s3_credentials_refused_are_named_not_retried() {
         .filter(|f| !f.starts_with(".callrec-push"))
         .collect();
     assert_eq!(after, before);
-    assert!(bucket(&garage).is_empty());
+    assert!(garage.objects().is_empty());
     // The right credentials push the same spool.
     let out = run_ok(
         garage.env(

@@ -391,6 +391,41 @@ fn free_port() -> u16 {
 }
 
 impl Garage {
+    /// Every object in the bucket: key → bytes.
+    pub fn objects(&self) -> std::collections::BTreeMap<String, Vec<u8>> {
+        use futures::StreamExt;
+        use object_store::ObjectStore;
+        let store = object_store::aws::AmazonS3Builder::new()
+            .with_bucket_name(Garage::BUCKET)
+            .with_endpoint(&self.endpoint)
+            .with_allow_http(true)
+            .with_region("garage")
+            .with_access_key_id(&self.key_id)
+            .with_secret_access_key(&self.secret)
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let mut out = std::collections::BTreeMap::new();
+            let mut list = store.list(None);
+            while let Some(meta) = list.next().await {
+                let meta = meta.unwrap();
+                let bytes = store
+                    .get(&meta.location)
+                    .await
+                    .unwrap()
+                    .bytes()
+                    .await
+                    .unwrap();
+                out.insert(meta.location.to_string(), bytes.to_vec());
+            }
+            out
+        })
+    }
+
     pub const BUCKET: &'static str = "calls";
 
     pub fn start() -> Garage {
